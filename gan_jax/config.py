@@ -1,0 +1,174 @@
+"""The default config every experiment derives from, and the loading / override machinery.
+
+An experiment file under `experiments/` defines `get_config(arg=None)`, usually by calling
+`base_config()` and changing a few fields. Every field is documented here, once.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ml_collections
+
+# Keys that fix the shapes of the state: a workdir cannot be resumed when any of them changes.
+ARCHITECTURE_KEYS = ("data.name", "model", "population")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Seeds parameters, noise, dropout and the data order.
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "fashion_mnist"  # fashion_mnist | ring8 | grid25 | tfds:<catalog name> (needs [tf]).
+  c.data.data_dir = ""  # TFDS data dir (array_record); "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.source_dir = ""  # Where the raw IDX files are; "" = search the Debian path, then download.
+  c.data.split = "train"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | a name registered in gan_jax.models.
+  c.model.latent_dim = 100
+  c.model.g_width = 64  # Base channel / unit count of G; meaning is per model.
+  c.model.d_width = 64  # Base channel / unit count of D.
+  c.model.dropout = 0.3  # D dropout rate where the model has dropout (mlp_gan).
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.name = "non_saturating"  # A registered name or "package.module:function".
+  c.loss.label_smoothing = 0.0  # One-sided: real targets become 1 - s (logistic losses only).
+
+  c.penalty = ml_collections.ConfigDict()
+  c.penalty.name = "none"  # none | wgan_gp | r1 | r2 | dragan.
+  c.penalty.weight = 10.0
+  c.penalty.every = 1  # Lazy regularisation: apply every k D steps with weight * k (StyleGAN2).
+
+  c.optim = ml_collections.ConfigDict()
+  for net in ("g", "d"):
+    o = ml_collections.ConfigDict()
+    o.lr = 2e-4  # Separate G / D rates give TTUR (Heusel et al. 2017).
+    o.b1 = 0.5
+    o.b2 = 0.999
+    o.schedule = "constant"  # constant | cosine | linear (decay to 0 over train.steps); warmup below.
+    o.warmup_steps = 0
+    o.grad_clip = 0.0  # Global-norm clipping; 0 disables.
+    setattr(c.optim, net, o)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 5000  # Generator updates.
+  c.train.batch_size = 64  # Global batch over all devices and processes.
+  c.train.d_steps = 1  # D updates per G update, each on its own real batch.
+  c.train.ema_decay = 0.999  # EMA of G params used for samples and evaluation; 0 disables.
+  c.train.ema_start = 0  # Step before which the EMA copies G (warm-up).
+  c.train.log_every = 100
+  c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
+  c.train.num_devices = 0  # Local devices in the data-parallel mesh; 0 = all.
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every = 1000
+  c.checkpoint.keep = 3
+
+  c.population = 1  # >1 trains that many independent members in one program (jax.vmap).
+  return c
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`."""
+  path, _, arg = spec.partition(":")
+  module = _import_file(path)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"config file {path!r} defines no get_config(); expected one returning a ConfigDict")
+  cfg = module.get_config(arg) if arg else module.get_config()
+  return cfg
+
+
+def _import_file(path: str):
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"config file {path!r} does not exist; expected e.g. experiments/ring8.py")
+  name = "gan_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def parse_override_args(argv: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+  """Splits `--config.a.b=v` / `--config.a.b v` arguments from the rest of argv."""
+  overrides, rest, argv = {}, [], list(argv)
+  i = 0
+  while i < len(argv):
+    arg = argv[i]
+    if arg.startswith("--config."):
+      key, eq, value = arg[len("--config."):].partition("=")
+      if not eq:
+        if i + 1 >= len(argv):
+          raise ValueError(f"override {arg!r} has no value; expected --config.{key}=VALUE")
+        value, i = argv[i + 1], i + 1
+      overrides[key] = value
+    else:
+      rest.append(arg)
+    i += 1
+  return overrides, rest
+
+
+def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> None:
+  """Sets dotted keys in place; string values are parsed to the type of the existing field."""
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = cfg
+    for i, part in enumerate(parents):
+      if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+        raise KeyError(f"unknown config key {key!r}: {'.'.join(parents[:i + 1])!r} is not a section")
+      node = node[part]
+    if leaf not in node:
+      raise KeyError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
+    current = node[leaf]
+    node[leaf] = _coerce(key, value, current) if isinstance(value, str) else value
+
+
+def _coerce(key: str, text: str, current: Any) -> Any:
+  if isinstance(current, str):
+    return text
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    raise ValueError(
+        f"--config.{key}={text!r} is not a Python literal; expected a {type(current).__name__}"
+    ) from None
+  if isinstance(current, bool) and not isinstance(value, bool):
+    raise ValueError(f"--config.{key}={text!r}: expected True or False")
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if current is not None and not isinstance(value, type(current)):
+    raise ValueError(
+        f"--config.{key}={text!r}: expected a {type(current).__name__}, got {type(value).__name__}"
+    )
+  return value
+
+
+def to_dict(cfg: ml_collections.ConfigDict) -> dict:
+  return json.loads(cfg.to_json_best_effort())
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, Mapping):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def architecture_mismatch(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+  """Differences between two resolved configs in keys that fix the state's shapes."""
+  old_flat, new_flat = flatten(old), flatten(new)
+  keys = sorted(set(old_flat) | set(new_flat))
+  return [
+      f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
+      for k in keys
+      if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS)
+      and old_flat.get(k) != new_flat.get(k)
+  ]
