@@ -1,0 +1,40 @@
+# gan_jax: `make train` runs the default experiment, `make test` the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKDIR ?= runs/dcgan_fashion_mnist
+
+.PHONY: install data train test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# Debian ships the Fashion-MNIST IDX files; elsewhere gan_jax downloads them on first use.
+data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || echo "apt-get failed; gan_jax will try to download"; \
+	fi
+
+train: install data
+	$(BIN)/gan-jax train --config experiments/dcgan_fashion_mnist.py --workdir $(WORKDIR)
+
+test: install
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+test-all: install
+	$(BIN)/pytest -q -n 2 --dist loadfile -m ''
+
+lint: install
+	$(BIN)/ruff check gan_jax experiments tests
+
+bench: install data
+	$(BIN)/python -m gan_jax.bench --out BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) runs

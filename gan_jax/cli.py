@@ -1,0 +1,66 @@
+"""`gan-jax` (and `python -m gan_jax`): train, sample."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else argv
+  from gan_jax import config as config_lib
+
+  overrides, rest = config_lib.parse_override_args(argv)
+  parser = argparse.ArgumentParser(prog="gan-jax", description=__doc__)
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  p = sub.add_parser("train", help="train (or resume) a run; --config.KEY=VALUE overrides config keys")
+  p.add_argument("--config", required=True, help="experiments/FILE.py[:ARG]")
+  p.add_argument("--workdir", required=True)
+
+  p = sub.add_parser("sample", help="write samples of a trained run to an .npz")
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--num", type=int, default=64)
+  p.add_argument("--out", required=True)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+
+  args = parser.parse_args(rest)
+  if overrides and args.command != "train":
+    parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
+  logging.basicConfig(level=logging.INFO, format="%(message)s")
+  try:
+    return {"train": _train, "sample": _sample}[args.command](args, overrides)
+  except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _train(args, overrides) -> int:
+  from gan_jax import config as config_lib
+  from gan_jax import parallel
+  from gan_jax.train.loop import train_and_evaluate
+
+  parallel.maybe_initialize_distributed()
+  config = config_lib.load(args.config)
+  config_lib.apply_overrides(config, overrides)
+  train_and_evaluate(config, args.workdir)
+  return 0
+
+
+def _sample(args, _) -> int:
+  from gan_jax import inference
+  from gan_jax.train.writers import to_uint8
+
+  run = inference.load_run(args.workdir)
+  x = inference.generate(run, args.num, seed=args.seed, ema=not args.no_ema)
+  if run.info.kind == "images":
+    np.savez(args.out, images=to_uint8(x))
+  else:
+    np.savez(args.out, points=x.astype(np.float32))
+  print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step)}) to {args.out}")
+  return 0

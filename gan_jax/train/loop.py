@@ -1,0 +1,117 @@
+"""`train_and_evaluate(config, workdir)`: the one train loop, composed from pure pieces."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+
+from gan_jax import checkpoint, data, parallel
+from gan_jax import config as config_lib
+from gan_jax.data import synthetic
+from gan_jax.train.state import GAN, GANState, create_gan, init_state
+from gan_jax.train.step import make_train_step
+from gan_jax.train.writers import MetricsWriter, save_samples
+
+NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_fn=None) -> GANState:
+  """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name."""
+  # ------------------------------------------------------------------------ workdir and config
+  os.makedirs(workdir, exist_ok=True)
+  write_config(config, workdir)
+
+  # ------------------------------------------------------------------------ input pipeline
+  info = data.get_info(config)
+  mesh = parallel.make_mesh(config.train.num_devices)
+  parallel.check_divisible(config.train.batch_size, mesh)
+
+  # ------------------------------------------------------------------------ model and state
+  gan = create_gan(config, info, loss_fn)
+  state = jax.jit(functools.partial(init_state, gan, config.seed), out_shardings=parallel.replicated(mesh))()
+
+  # ------------------------------------------------------------------------ checkpoint: resume
+  mngr = checkpoint.manager(workdir, config.checkpoint.keep)
+  if mngr.latest_step() is not None:
+    state = checkpoint.restore(mngr, state)
+    print(f"Resuming {workdir} from its checkpoint at step {int(state.step)}.", file=sys.stderr)
+  start = int(state.step)
+
+  # ------------------------------------------------------------------------ sharded update step
+  d_steps = config.train.d_steps
+  train_step = parallel.data_parallel(make_train_step(gan, config), mesh)
+  batches = data.make_batches(
+      config,
+      start_step=start * d_steps,
+      examples_per_step=config.train.batch_size,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+  )
+  sampler = Sampler(gan, config, info)
+
+  # ------------------------------------------------------------------------ loop
+  writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
+  bar = tqdm.tqdm(total=config.train.steps, initial=start, desc="train", disable=jax.process_index() != 0)
+  try:
+    for step in range(start + 1, config.train.steps + 1):
+      local = [next(batches) for _ in range(d_steps)]
+      batch = parallel.put_batch({k: np.stack([b[k] for b in local]) for k in local[0]}, mesh)
+      state, metrics = train_step(state, batch)
+      bar.update(1)
+      if step % config.train.log_every == 0 or step == config.train.steps:
+        scalars = jax.device_get(metrics)
+        writer.write(step, scalars)
+        bar.set_postfix({k: f"{float(v):.3f}" for k, v in scalars.items() if k in ("d_loss", "g_loss")})
+      if step % config.train.sample_every == 0 or step == config.train.steps:
+        sampler.save(state, workdir, step)
+      if step % config.checkpoint.every == 0 or step == config.train.steps:
+        checkpoint.save(mngr, step, state)
+  finally:
+    bar.close()
+    writer.close()
+    mngr.wait_until_finished()
+    mngr.close()
+  return state
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Writes config.json; refuses a workdir whose run has a differently shaped state."""
+  path = os.path.join(workdir, "config.json")
+  resolved = config_lib.to_dict(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)
+    diff = config_lib.architecture_mismatch(previous, resolved)
+    if diff:
+      raise ValueError(
+          f"workdir {workdir!r} holds a run with another architecture ({'; '.join(diff)}); "
+          "expected the same model and data keys, or a new --workdir"
+      )
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      json.dump(resolved, f, indent=2, sort_keys=True)
+
+
+class Sampler:
+  """Samples of the EMA generator on a fixed noise batch, for the PNGs saved during training."""
+
+  def __init__(self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo):
+    n = NUM_FIXED_IMAGES if info.kind == "images" else NUM_FIXED_POINTS
+    self.z_NZ = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (n, gan.latent_dim))
+    self.kind = info.kind
+    self.reference = synthetic.mode_geometry(info.name)[0] if info.kind == "points" else None
+    self._generate = jax.jit(gan.generate)
+
+  def save(self, state: GANState, workdir: str, step: int) -> None:
+    if jax.process_index() != 0:
+      return
+    samples = np.asarray(self._generate(state.ema_params, state.g_stats, jnp.asarray(self.z_NZ)))
+    save_samples(os.path.join(workdir, "samples", f"step_{step:07d}.png"), samples, self.kind, self.reference)

@@ -1,0 +1,87 @@
+"""Where a run's numbers and pictures go: metrics.jsonl, TensorBoard events, sample PNGs."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] floats -> uint8 0..255."""
+  return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(images_NHWC: np.ndarray) -> np.ndarray:
+  """Tiles N images into a near-square uint8 grid with 1-pixel gaps."""
+  n, h, w, c = images_NHWC.shape
+  cols = int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / cols))
+  grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+  for i, img in enumerate(to_uint8(images_NHWC)):
+    r, q = divmod(i, cols)
+    grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = img
+  return grid[..., 0] if c == 1 else grid
+
+
+def save_samples(path: str, samples: np.ndarray, kind: str, reference: np.ndarray | None = None) -> None:
+  """An image grid, or for 2D data a scatter plot over the real modes."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  if kind == "images":
+    Image.fromarray(image_grid(samples)).save(path)
+    return
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+  if reference is not None:
+    ax.scatter(reference[:, 0], reference[:, 1], s=30, c="tab:orange", marker="x", label="modes")
+  ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, c="tab:blue", label="samples")
+  ax.set_aspect("equal")
+  ax.set_title(os.path.splitext(os.path.basename(path))[0])
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+class MetricsWriter:
+  """Appends one JSON object per log step; on resume drops lines past the restored step."""
+
+  def __init__(self, workdir: str, resume_step: int, tensorboard: bool = True):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(self.path):
+      with open(self.path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      with open(self.path, "w") as f:
+        f.writelines(kept)
+    self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
+    self._tb = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter
+
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+
+  def write(self, step: int, scalars: dict[str, Any]) -> None:
+    record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    if self._tb is not None:
+      for k, v in scalars.items():
+        self._tb.add_scalar(k, float(v), int(step))
+
+  def close(self) -> None:
+    self._file.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_jsonl(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
