@@ -60,11 +60,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   # ------------------------------------------------------------------------ loop
   writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
   bar = tqdm.tqdm(total=config.train.steps, initial=start, desc="train", disable=jax.process_index() != 0)
+  previous = None
   try:
     for step in range(start + 1, config.train.steps + 1):
       local = [next(batches) for _ in range(d_steps)]
       batch = parallel.put_batch({k: np.stack([b[k] for b in local]) for k in local[0]}, mesh)
       state, metrics = train_step(state, batch)
+      # Wait for the previous step only: the host stays one step ahead, and the bar tells the truth.
+      jax.block_until_ready(previous)
+      previous = metrics
       bar.update(1)
       if step % config.train.log_every == 0 or step == config.train.steps:
         scalars = jax.device_get(metrics)

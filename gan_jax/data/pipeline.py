@@ -1,0 +1,202 @@
+"""What the train loop and evaluation read: dataset metadata, the batches of each step, whole splits.
+
+The batch of step s holds positions [s*E, (s+1)*E) of one infinite stream (the dataset reshuffled every
+epoch), so it depends on (seed, s) only: a resumed run needs no iterator state, and any number of
+processes, each taking a contiguous slice, together read the same global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from collections.abc import Iterator
+
+import grain
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+
+from gan_jax.data import catalog, fashion_mnist, synthetic
+
+CATALOG_PREFIX = "tfds:"
+KNOWN_NAMES = ("fashion_mnist", *synthetic.MODES, CATALOG_PREFIX + "<catalog name>")
+# Splits up to this size are decoded once and held in memory: decoding one array_record example costs
+# ~60 us, too slow for the train step. Larger ones are decoded batch by batch in the prefetch threads.
+IN_MEMORY_LIMIT_BYTES = 2 << 30
+_READ_CHUNK = 4096
+# Batches are built ahead in threads, while the train step waits on the device.
+READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)
+# Mixed into the seed of the example order: grain reshuffles epoch e with seed + e, so without it run
+# seeds k and k + 1 would see the same permutations one epoch apart.
+_ORDER_STREAM = 0x6F72646572
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What models and metrics need to know about a dataset before they see a batch."""
+
+  name: str
+  kind: str  # "images" or "points"
+  shape: tuple[int, ...]  # One example: (28, 28, 1) or (2,).
+  num_classes: int  # 0 when unlabeled; the number of modes for ring8 / grid25 (label = mode index).
+  num_examples: int | None  # Size of the split; None for infinite synthetic data.
+
+
+def _kind(name: str) -> str:
+  if name in synthetic.MODES:
+    return "points"
+  if name == "fashion_mnist" or (name.startswith(CATALOG_PREFIX) and len(name) > len(CATALOG_PREFIX)):
+    return "images"
+  raise ValueError(f"unknown data.name {name!r}; known: {', '.join(KNOWN_NAMES)}")
+
+
+@functools.lru_cache(maxsize=4)
+def _builder(name: str, data_dir: str, source_dir: str) -> tfds.core.DatasetBuilder:
+  if name == "fashion_mnist":
+    return fashion_mnist.prepared_builder(data_dir, source_dir)
+  return catalog.prepared_builder(name[len(CATALOG_PREFIX):], data_dir)
+
+
+def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
+  """Prepares an image dataset on first use: its split size comes from the prepared files."""
+  data = config.data
+  if _kind(data.name) == "points":
+    means_K2, _ = synthetic.mode_geometry(data.name)
+    return DatasetInfo(data.name, "points", (2,), len(means_K2), None)
+  builder = _builder(data.name, data.data_dir, data.source_dir)
+  num_classes = fashion_mnist.NUM_CLASSES if data.name == "fashion_mnist" else catalog.num_classes(builder)
+  return DatasetInfo(
+      name=data.name,
+      kind="images",
+      shape=tuple(builder.info.features["image"].shape),
+      num_classes=num_classes,
+      num_examples=builder.info.splits[data.split].num_examples,
+  )
+
+
+class _ArraySource:
+  """A split decoded once into memory: a batch is one vectorised gather."""
+
+  def __init__(self, images_NHWC: np.ndarray, labels_N: np.ndarray):
+    self.images_NHWC = images_NHWC
+    self.labels_N = labels_N
+
+  def __len__(self) -> int:
+    return len(self.labels_N)
+
+  def read(self, indices_B: np.ndarray) -> dict[str, np.ndarray]:
+    return {"image": self.images_NHWC[indices_B], "label": self.labels_N[indices_B]}
+
+
+class _RecordSource:
+  """A split too large for memory: a batch decodes its examples from the array_record files."""
+
+  def __init__(self, records, has_label: bool):
+    self._records = records
+    self._has_label = has_label
+
+  def __len__(self) -> int:
+    return len(self._records)
+
+  def read(self, indices_B: np.ndarray) -> dict[str, np.ndarray]:
+    examples = self._records.__getitems__([int(i) for i in indices_B])
+    labels = [e["label"] for e in examples] if self._has_label else np.zeros(len(examples))
+    return {"image": np.stack([e["image"] for e in examples]), "label": np.asarray(labels, np.int32)}
+
+
+@functools.lru_cache(maxsize=4)
+def _image_source(name: str, data_dir: str, source_dir: str, split: str) -> _ArraySource | _RecordSource:
+  builder = _builder(name, data_dir, source_dir)
+  records = builder.as_data_source(split)
+  has_label = "label" in builder.info.features
+  shape = tuple(builder.info.features["image"].shape)
+  if len(records) * math.prod(shape) > IN_MEMORY_LIMIT_BYTES:
+    return _RecordSource(records, has_label)
+  images_NHWC = np.empty((len(records), *shape), np.uint8)
+  labels_N = np.zeros(len(records), np.int32)
+  for start in range(0, len(records), _READ_CHUNK):
+    examples = records.__getitems__(list(range(start, min(start + _READ_CHUNK, len(records)))))
+    images_NHWC[start:start + len(examples)] = np.stack([e["image"] for e in examples])
+    if has_label:
+      labels_N[start:start + len(examples)] = [e["label"] for e in examples]
+  return _ArraySource(images_NHWC, labels_N)
+
+
+def _source_for(config: ml_collections.ConfigDict, split: str) -> _ArraySource | _RecordSource:
+  data = config.data
+  return _image_source(data.name, data.data_dir, data.source_dir, split)
+
+
+def _scaled(images_NHWC: np.ndarray) -> np.ndarray:
+  return images_NHWC.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+
+
+def _to_model_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {"x": _scaled(batch["image"]), "label": batch["label"].astype(np.int32)}
+
+
+def _order_seed(seed: int) -> int:
+  return int(np.random.SeedSequence([seed, _ORDER_STREAM]).generate_state(1)[0])
+
+
+def make_batches(
+    config: ml_collections.ConfigDict,
+    *,
+    start_step: int,
+    examples_per_step: int,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+  """This process's slice of the global batch of each step from start_step on, forever.
+
+  Yields {"x": float32 [examples_per_step // process_count, *shape], "label": int32 [same]}; images
+  are in [-1, 1].
+  """
+  if examples_per_step <= 0 or examples_per_step % process_count:
+    raise ValueError(
+        f"examples_per_step={examples_per_step} is not a positive multiple of process_count={process_count}"
+    )
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index={process_index} is outside [0, process_count={process_count})")
+  if start_step < 0:
+    raise ValueError(f"start_step={start_step} is negative")
+  per_process = examples_per_step // process_count
+  name = config.data.name
+  if _kind(name) == "points":
+    return _point_batches(name, config.seed, start_step, examples_per_step, process_index, per_process)
+  source = _source_for(config, config.data.split)
+  # Grain orders example indices, not examples: its per-example source reads cost ~30 us each (metrics
+  # bookkeeping), one gather per batch is far cheaper. Infinite, with a fresh permutation each epoch.
+  order = grain.MapDataset.range(len(source)).shuffle(seed=_order_seed(config.seed)).repeat()
+  # Process p's slice of step s is the stream's chunk s * P + p of size E / P.
+  shards = order.batch(per_process)[start_step * process_count + process_index :: process_count]
+  batches = shards.map(lambda indices_B: _to_model_inputs(source.read(indices_B)))
+  return iter(batches.to_iter_dataset(READ_OPTIONS))
+
+
+def _point_batches(
+    name: str, seed: int, start_step: int, global_size: int, process_index: int, per_process: int
+) -> Iterator[dict[str, np.ndarray]]:
+  lo = process_index * per_process
+  for step in itertools.count(start_step):
+    points_N2, labels_N = synthetic.step_batch(name, seed, step, global_size)
+    yield {"x": points_N2[lo:lo + per_process], "label": labels_N[lo:lo + per_process]}
+
+
+def load_split(
+    config: ml_collections.ConfigDict, split: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+  """(x float32, labels int32) of a whole split, or its first `limit` examples, in stored order.
+
+  Synthetic data is infinite: there a split is a fixed sample of `limit` points per (seed, split).
+  """
+  name = config.data.name
+  if _kind(name) == "points":
+    if limit is None:
+      raise ValueError(f"data.name={name!r} is infinite: load_split needs a limit")
+    return synthetic.split_sample(name, config.seed, split, limit)
+  source = _source_for(config, split)
+  batch = _to_model_inputs(source.read(np.arange(len(source))[:limit]))
+  return batch["x"], batch["label"]
