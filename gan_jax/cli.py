@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import numpy as np
@@ -27,17 +28,29 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--out", required=True)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+  p.add_argument("--member", type=int, default=0, help="which member of a population run")
 
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
   logging.basicConfig(level=logging.INFO, format="%(message)s")
+  enable_compilation_cache()
   try:
     return {"train": _train, "sample": _sample}[args.command](args, overrides)
   except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
     return 2
+
+
+def enable_compilation_cache() -> None:
+  """Compiled steps persist across processes (sweeps, resumes): $GAN_JAX_CACHE/xla, ~/.cache/gan_jax by default."""
+  import jax
+
+  if not jax.config.jax_compilation_cache_dir:
+    root = os.environ.get("GAN_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gan_jax")
+    jax.config.update("jax_compilation_cache_dir", os.path.join(root, "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def _train(args, overrides) -> int:
@@ -57,10 +70,10 @@ def _sample(args, _) -> int:
   from gan_jax.train.writers import to_uint8
 
   run = inference.load_run(args.workdir)
-  x = inference.generate(run, args.num, seed=args.seed, ema=not args.no_ema)
+  x = inference.generate(run, args.num, seed=args.seed, ema=not args.no_ema, member=args.member)
   if run.info.kind == "images":
     np.savez(args.out, images=to_uint8(x))
   else:
     np.savez(args.out, points=x.astype(np.float32))
-  print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step)}) to {args.out}")
+  print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step[0])}) to {args.out}")
   return 0

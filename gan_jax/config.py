@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 
 # Keys that fix the shapes of the state: a workdir cannot be resumed when any of them changes.
-ARCHITECTURE_KEYS = ("data.name", "model", "population")
+ARCHITECTURE_KEYS = ("data.name", "model", "population", "population_members")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -60,6 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.steps = 5000  # Generator updates.
   c.train.batch_size = 64  # Global batch over all devices and processes.
   c.train.d_steps = 1  # D updates per G update, each on its own real batch.
+  # alternating: D update(s), then G against the updated D (PyTorch DCGAN). simultaneous: one
+  # D pass gives both losses and both networks step at once (TF DCGAN tutorial); needs d_steps=1.
+  c.train["update"] = "alternating"  # item access: `.update` is ConfigDict.update
+  c.train.weight_clip = 0.0  # Clip every D parameter to [-c, c] after each update (WGAN); 0 disables.
   c.train.ema_decay = 0.999  # EMA of G params used for samples and evaluation; 0 disables.
   c.train.ema_start = 0  # Step before which the EMA copies G (warm-up).
   c.train.log_every = 100
@@ -71,6 +75,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep = 3
 
   c.population = 1  # >1 trains that many independent members in one program (jax.vmap).
+  # JSON {"dotted.key": [one value per member]} for the seed and float hyperparameters
+  # (optim.g.lr, optim.d.lr, penalty.weight, train.ema_decay); see gan_jax/train/population.py.
+  c.population_members = ""
   return c
 
 

@@ -20,8 +20,8 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS = "data"
-# Step batches are [d_steps, B, ...]: the example axis (1) is the one split over devices.
-STEP_BATCH = P(None, AXIS)
+# Step batches are [members, d_steps, B, ...]: the example axis is the one split over devices.
+STEP_BATCH = P(None, None, AXIS)
 
 
 def maybe_initialize_distributed() -> None:
@@ -79,19 +79,19 @@ def pmean(tree: Any) -> Any:
   return lax.pmean(tree, AXIS)
 
 
-def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh, batch_spec: P = STEP_BATCH) -> Callable:
+def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
   """jit(shard_map(step_fn)) with the state replicated, the batch split, and the state donated."""
   sharded = jax.shard_map(
       step_fn,
       mesh=mesh,
-      in_specs=(P(), batch_spec),
+      in_specs=(P(), STEP_BATCH),
       out_specs=(P(), P()),
       check_vma=False,  # pmap semantics: replicated values are kept in sync by explicit pmeans.
   )
   return jax.jit(sharded, donate_argnums=0)
 
 
-def put_batch(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh, spec: P = STEP_BATCH) -> Any:
+def put_batch(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> Any:
   """This process's part of the global batch -> global arrays sharded over the mesh."""
-  sharding = NamedSharding(mesh, spec)
+  sharding = NamedSharding(mesh, STEP_BATCH)
   return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), batch)

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ import tqdm
 from gan_jax import checkpoint, data, parallel
 from gan_jax import config as config_lib
 from gan_jax.data import synthetic
+from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 from gan_jax.train.step import make_train_step
 from gan_jax.train.writers import MetricsWriter, save_samples
@@ -35,26 +37,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   parallel.check_divisible(config.train.batch_size, mesh)
 
   # ------------------------------------------------------------------------ model and state
+  # A run is a population of K >= 1 members: one state stacked on a leading axis, one vmapped step.
+  members = member_configs(config)
   gan = create_gan(config, info, loss_fn)
-  state = jax.jit(functools.partial(init_state, gan, config.seed), out_shardings=parallel.replicated(mesh))()
+  init = jax.vmap(functools.partial(init_state, gan))
+  fresh = jax.jit(init, out_shardings=parallel.replicated(mesh))(*stacked_seeds_and_hparams(members))
 
   # ------------------------------------------------------------------------ checkpoint: resume
   mngr = checkpoint.manager(workdir, config.checkpoint.keep)
+  state = fresh
   if mngr.latest_step() is not None:
-    state = checkpoint.restore(mngr, state)
-    print(f"Resuming {workdir} from its checkpoint at step {int(state.step)}.", file=sys.stderr)
-  start = int(state.step)
+    # Hyperparameters come from the config, so a resumed run may change e.g. its learning rates.
+    state = checkpoint.restore(mngr, fresh).replace(hparams=fresh.hparams)
+    print(f"Resuming {workdir} from its checkpoint at step {int(state.step[0])}.", file=sys.stderr)
+  start = int(state.step[0])
 
   # ------------------------------------------------------------------------ sharded update step
-  d_steps = config.train.d_steps
-  train_step = parallel.data_parallel(make_train_step(gan, config), mesh)
-  batches = data.make_batches(
-      config,
-      start_step=start * d_steps,
-      examples_per_step=config.train.batch_size,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
-  )
+  train_step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
 
   # ------------------------------------------------------------------------ loop
@@ -63,17 +63,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   previous = None
   try:
     for step in range(start + 1, config.train.steps + 1):
-      local = [next(batches) for _ in range(d_steps)]
-      batch = parallel.put_batch({k: np.stack([b[k] for b in local]) for k in local[0]}, mesh)
-      state, metrics = train_step(state, batch)
+      state, metrics = train_step(state, parallel.put_batch(next(batches), mesh))
       # Wait for the previous step only: the host stays one step ahead, and the bar tells the truth.
       jax.block_until_ready(previous)
       previous = metrics
       bar.update(1)
       if step % config.train.log_every == 0 or step == config.train.steps:
-        scalars = jax.device_get(metrics)
-        writer.write(step, scalars)
-        bar.set_postfix({k: f"{float(v):.3f}" for k, v in scalars.items() if k in ("d_loss", "g_loss")})
+        scalars_K = jax.device_get(metrics)
+        for m in range(len(members)):
+          writer.write(step, {k: v[m] for k, v in scalars_K.items()}, member=m if len(members) > 1 else None)
+        bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_K.items() if k in ("d_loss", "g_loss")})
       if step % config.train.sample_every == 0 or step == config.train.steps:
         sampler.save(state, workdir, step)
       if step % config.checkpoint.every == 0 or step == config.train.steps:
@@ -84,6 +83,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
     mngr.wait_until_finished()
     mngr.close()
   return state
+
+
+def step_batches(
+    members: list[ml_collections.ConfigDict], start: int, d_steps: int, batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+  """This process's data for each step from `start + 1` on: arrays [K, d_steps, B_local, ...].
+
+  Member k reads its own stream (its seed's order); D update j of step s reads data step s*d_steps + j.
+  """
+  streams = [
+      data.make_batches(
+          m,
+          start_step=start * d_steps,
+          examples_per_step=batch_size,
+          process_index=jax.process_index(),
+          process_count=jax.process_count(),
+      )
+      for m in members
+  ]
+  while True:
+    per_member = [[next(s) for _ in range(d_steps)] for s in streams]
+    yield {key: np.stack([np.stack([b[key] for b in bs]) for bs in per_member]) for key in per_member[0][0]}
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -115,7 +136,9 @@ class Sampler:
     self._generate = jax.jit(gan.generate)
 
   def save(self, state: GANState, workdir: str, step: int) -> None:
+    """Member 0's samples (the only member of a plain run)."""
     if jax.process_index() != 0:
       return
-    samples = np.asarray(self._generate(state.ema_params, state.g_stats, jnp.asarray(self.z_NZ)))
+    member = jax.tree.map(lambda a: a[0], (state.ema_params, state.g_stats))
+    samples = np.asarray(self._generate(*member, jnp.asarray(self.z_NZ)))
     save_samples(os.path.join(workdir, "samples", f"step_{step:07d}.png"), samples, self.kind, self.reference)

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gan_jax import config as config_lib
 from gan_jax import losses, models, penalties
 from gan_jax.data import DatasetInfo
 
@@ -31,6 +32,7 @@ class GANState:
   g_opt: optax.OptState
   d_opt: optax.OptState
   ema_params: Params  # EMA of g_params: the generator used for samples and evaluation
+  hparams: dict[str, jax.Array]  # HPARAMS below: per-run (per-member) float hyperparameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,24 +53,46 @@ class GAN:
     return self.generator.apply({"params": params, **stats}, z_BZ, labels_B, train=False)
 
 
+# Float hyperparameters kept in the state rather than closed over by the step, so that each member
+# of a population (jax.vmap over stacked states) can carry its own value.
+HPARAMS = {
+    "g_lr": "optim.g.lr",
+    "d_lr": "optim.d.lr",
+    "penalty_weight": "penalty.weight",
+    "ema_decay": "train.ema_decay",
+}
+
+
+def hparams_of(config: ml_collections.ConfigDict) -> dict[str, float]:
+  flat = config_lib.flatten(config_lib.to_dict(config))
+  return {name: float(flat[key]) for name, key in HPARAMS.items()}
+
+
 def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam on an optional warm-up + decay schedule, with optional global-norm clipping."""
-  adam = optax.adam(_learning_rate(opt, total_steps), b1=opt.b1, b2=opt.b2)
-  return optax.chain(optax.clip_by_global_norm(opt.grad_clip), adam) if opt.grad_clip else adam
+  """Adam's direction on a unit-peak warm-up/decay schedule; the step scales it by -lr from the state.
+
+  For a constant rate this is optax.adam(lr) to the bit: both multiply Adam's direction by -lr.
+  """
+  parts = [optax.clip_by_global_norm(opt.grad_clip)] if opt.grad_clip else []
+  parts.append(optax.scale_by_adam(b1=opt.b1, b2=opt.b2))
+  schedule = _unit_schedule(opt, total_steps)
+  if schedule is not None:
+    parts.append(optax.scale_by_schedule(schedule))
+  return optax.chain(*parts)
 
 
-def _learning_rate(opt: ml_collections.ConfigDict, total_steps: int) -> float | optax.Schedule:
+def _unit_schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule | None:
   rest = max(total_steps - opt.warmup_steps, 1)
   decays = {
-      "constant": lambda: optax.constant_schedule(opt.lr),
-      "cosine": lambda: optax.cosine_decay_schedule(opt.lr, rest),
-      "linear": lambda: optax.linear_schedule(opt.lr, 0.0, rest),
+      "constant": lambda: optax.constant_schedule(1.0),
+      "cosine": lambda: optax.cosine_decay_schedule(1.0, rest),
+      "linear": lambda: optax.linear_schedule(1.0, 0.0, rest),
   }
   if opt.schedule not in decays:
     raise ValueError(f"unknown optim schedule {opt.schedule!r}; expected one of {sorted(decays)}")
   if not opt.warmup_steps:
-    return opt.lr if opt.schedule == "constant" else decays[opt.schedule]()
-  warmup = optax.linear_schedule(0.0, opt.lr, opt.warmup_steps)
+    return None if opt.schedule == "constant" else decays[opt.schedule]()
+  warmup = optax.linear_schedule(0.0, 1.0, opt.warmup_steps)
   return optax.join_schedules([warmup, decays[opt.schedule]()], [opt.warmup_steps])
 
 
@@ -90,7 +114,7 @@ def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=Non
   )
 
 
-def init_state(gan: GAN, seed: int) -> GANState:
+def init_state(gan: GAN, seed: int | jax.Array, hparams: dict[str, float | jax.Array]) -> GANState:
   init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
   g_key, d_key = jax.random.split(init_key)
   z_BZ = jnp.zeros((2, gan.latent_dim), jnp.float32)
@@ -109,6 +133,7 @@ def init_state(gan: GAN, seed: int) -> GANState:
       g_opt=gan.g_tx.init(g_params),
       d_opt=gan.d_tx.init(d_params),
       ema_params=jax.tree.map(jnp.copy, g_params),  # own buffers: the state is donated
+      hparams={k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()},
   )
 
 

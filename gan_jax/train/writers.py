@@ -66,13 +66,16 @@ class MetricsWriter:
 
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
-  def write(self, step: int, scalars: dict[str, Any]) -> None:
-    record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+  def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
+    """One record; `member` tags the records of a population's members."""
+    tagged = {} if member is None else {"member": member}
+    record = {"step": int(step), **tagged, **{k: float(v) for k, v in scalars.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     if self._tb is not None:
+      prefix = "" if member is None else f"member_{member}/"
       for k, v in scalars.items():
-        self._tb.add_scalar(k, float(v), int(step))
+        self._tb.add_scalar(prefix + k, float(v), int(step))
 
   def close(self) -> None:
     self._file.close()
