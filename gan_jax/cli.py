@@ -30,13 +30,20 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
   p.add_argument("--member", type=int, default=0, help="which member of a population run")
 
+  p = sub.add_parser("curves", help="plot runs' curves; --reference checks them, --export writes a reference")
+  p.add_argument("dirs", nargs="+", metavar="DIR")
+  p.add_argument("--out", required=True, help="FILE.png (an .svg is written beside it), or FILE.json for --export")
+  p.add_argument("--reference", help="a reference .json/.csv: exit status 1 when a curve leaves its band")
+  p.add_argument("--export", action="store_true", help="write DIRs (one seed group) as a reference to --out")
+  p.add_argument("--smooth", type=int, default=5, help="moving-average window in log points")
+
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   enable_compilation_cache()
   try:
-    return {"train": _train, "sample": _sample}[args.command](args, overrides)
+    return {"train": _train, "sample": _sample, "curves": _curves}[args.command](args, overrides)
   except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
@@ -77,3 +84,26 @@ def _sample(args, _) -> int:
     np.savez(args.out, points=x.astype(np.float32))
   print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step[0])}) to {args.out}")
   return 0
+
+
+def _curves(args, _) -> int:
+  from gan_jax import curves
+
+  series = [s for d in args.dirs for s in curves.load_series(d)]
+  if args.export:
+    ref = curves.export_reference(series, args.out, args.smooth)
+    print(f"wrote reference of {len(series)} runs, curves {sorted(ref['curves'])}, to {args.out}")
+    return 0
+  reference = curves.load_reference(args.reference) if args.reference else None
+  window = reference["smoothing"] if reference else args.smooth
+  groups = curves.group_by_seed(series)
+  print("wrote " + ", ".join(curves.plot(groups, args.out, window, reference)))
+  if reference is None:
+    return 0
+  failed = False
+  for label, group in groups.items():
+    for name, r in curves.check(group, reference).items():
+      failed |= not r["ok"]
+      verdict = "inside" if r["ok"] else "OUTSIDE"
+      print(f"{label}: {name}: {verdict} the band at {r['fraction']:.0%} of {r['points']} reference steps")
+  return 1 if failed else 0

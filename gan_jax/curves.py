@@ -1,0 +1,213 @@
+"""Loss and metric curves of runs, seed bands, and checks against stored reference curves.
+
+  gan-jax curves runs/a runs/b --out curves.png              # PNG + SVG; seed groups as mean ± std
+  gan-jax curves runs/sweep/* --reference experiments/references/ring8.json --out c.png  # exit 1 if outside
+  gan-jax curves --export runs/sweep/* --out experiments/references/ring8.json            # write a reference
+
+Runs (and population members) whose configs differ only in `seed` form one group. A reference is JSON
+`{"smoothing": W, "band": {"k_std": k, "min_abs": a, "min_fraction": f}, "curves": {name: {"step": [..],
+"mean": [..], "std": [..]}}}` or CSV with columns `curve,step,mean,std` (default band). A run reproduces
+a curve when at least a fraction f of the reference steps inside the run's range have
+|run - mean| <= max(k * std, a), the run smoothed with the same window W.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax.train.writers import read_jsonl
+
+DEFAULT_BAND = {"k_std": 3.0, "min_abs": 0.05, "min_fraction": 0.9}
+# Keys that do not make two runs different experiments.
+IGNORED_KEYS = ("seed", "population", "population_members", "train.num_devices")
+
+
+@dataclass
+class Series:
+  """One run (or population member): curve name -> (steps, values)."""
+
+  label: str
+  config: dict
+  curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def load_series(workdir: str) -> list[Series]:
+  """metrics.jsonl and eval.jsonl of a workdir; one Series per population member."""
+  cfg_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(cfg_path):
+    raise FileNotFoundError(f"{cfg_path!r} does not exist; expected a workdir written by `gan-jax train`")
+  with open(cfg_path) as f:
+    config = json.load(f)
+  rows = read_jsonl(os.path.join(workdir, "metrics.jsonl")) + read_jsonl(os.path.join(workdir, "eval.jsonl"))
+  members = sorted({r.get("member", 0) for r in rows}) or [0]
+  population = json.loads(config.get("population_members") or "{}")
+  out = []
+  for m in members:
+    member_cfg = config_lib.flatten(config)
+    member_cfg.update({k: v[m] for k, v in population.items()})
+    label = os.path.basename(os.path.normpath(workdir)) + (f"[{m}]" if len(members) > 1 else "")
+    series = Series(label, member_cfg)
+    mine = [r for r in rows if r.get("member", 0) == m]
+    names = sorted({k for r in mine for k, v in r.items() if k not in ("step", "member") and _is_number(v)})
+    for name in names:
+      points = sorted((r["step"], r[name]) for r in mine if _is_number(r.get(name)))
+      series.curves[name] = (np.array([p[0] for p in points]), np.array([p[1] for p in points], np.float64))
+    out.append(series)
+  return out
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def group_by_seed(series: Sequence[Series]) -> dict[str, list[Series]]:
+  """Groups series whose configs agree on everything but seed-like keys; names say how groups differ."""
+  def key_of(s: Series) -> tuple:
+    return tuple(sorted((k, json.dumps(v)) for k, v in s.config.items() if k not in IGNORED_KEYS))
+
+  groups: dict[tuple, list[Series]] = {}
+  for s in series:
+    groups.setdefault(key_of(s), []).append(s)
+  if len(groups) == 1:
+    (members,) = groups.values()
+    return {members[0].label if len(members) == 1 else "all": members}
+  varying = sorted({k for key in groups for k, _ in key if len({dict(g).get(k) for g in groups}) > 1})
+  label = lambda key: ",".join(f"{k}={json.loads(dict(key)[k])}" for k in varying if k in dict(key))
+  return {label(key): members for key, members in groups.items()}
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+  """Centred moving average, truncated at the ends (no lag, unlike an EMA)."""
+  if window <= 1 or len(y) == 0:
+    return y.astype(np.float64)
+  c = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
+  i = np.arange(len(y))
+  lo, hi = np.maximum(i - window // 2, 0), np.minimum(i + window // 2 + 1, len(y))
+  return (c[hi] - c[lo]) / (hi - lo)
+
+
+def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(steps, mean, std) of a curve over a group's members at the steps they all logged."""
+  present = [s.curves[name] for s in group if name in s.curves]
+  if not present:
+    return np.zeros(0, int), np.zeros(0), np.zeros(0)
+  steps = present[0][0]
+  for st, _ in present[1:]:
+    steps = np.intersect1d(steps, st)
+  values = np.stack([smooth(v, window)[np.searchsorted(st, steps)] for st, v in present])
+  return steps, values.mean(0), values.std(0)
+
+
+def plot(groups: dict[str, list[Series]], out: str, window: int, reference: dict | None = None) -> list[str]:
+  """Writes `out` (PNG) and the same figure as SVG; returns the paths."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  names = sorted({n for g in groups.values() for s in g for n in s.curves})
+  names = [n for n in ("d_loss", "g_loss") if n in names] + [n for n in names if n not in ("d_loss", "g_loss")]
+  cols = min(3, max(len(names), 1))
+  rows = -(-len(names) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
+  for ax, name in zip(axes.flat, names, strict=False):
+    for i, (label, group) in enumerate(groups.items()):
+      color = f"C{i % 10}"
+      for s in group:
+        if name in s.curves:
+          ax.plot(*s.curves[name], color=color, alpha=0.15, lw=0.7)
+      steps, mean, std = band(group, name, window)
+      ax.plot(steps, mean, color=color, lw=1.5, label=f"{label} (n={len(group)})")
+      if len(group) > 1:
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.25)
+    if reference and name in reference["curves"]:
+      r = reference["curves"][name]
+      lo, hi = _band_limits(r, reference["band"])
+      ax.plot(r["step"], r["mean"], "k--", lw=1, label="reference")
+      ax.fill_between(r["step"], lo, hi, color="k", alpha=0.1)
+    ax.set_title(name)
+    ax.set_xlabel("step")
+  for ax in list(axes.flat)[len(names):]:
+    ax.axis("off")
+  if names:
+    axes.flat[0].legend(fontsize=7)
+  fig.tight_layout()
+  base, _ = os.path.splitext(out)
+  paths = [base + ".png", base + ".svg"]
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  for p in paths:
+    fig.savefig(p, dpi=110)
+  plt.close(fig)
+  return paths
+
+
+def _band_limits(curve: dict, band_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+  mean, std = np.asarray(curve["mean"]), np.asarray(curve["std"])
+  half = np.maximum(band_cfg["k_std"] * std, band_cfg["min_abs"])
+  return mean - half, mean + half
+
+
+def export_reference(series: Sequence[Series], path: str, window: int, band_cfg: dict | None = None) -> dict:
+  """Writes the series (as one seed group) in the reference format; returns it."""
+  names = sorted({n for s in series for n in s.curves})
+  curves = {}
+  for name in names:
+    steps, mean, std = band(series, name, window)
+    curves[name] = {"step": steps.tolist(), "mean": mean.tolist(), "std": std.tolist()}
+  ref = {
+      "source": [s.label for s in series],
+      "smoothing": window,
+      "band": dict(band_cfg or DEFAULT_BAND),
+      "curves": curves,
+  }
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(ref, f, indent=1)
+  return ref
+
+
+def load_reference(path: str) -> dict:
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"reference {path!r} does not exist; expected a .json or .csv from `curves --export`")
+  if path.endswith(".csv"):
+    curves: dict[str, dict[str, list]] = {}
+    with open(path) as f:
+      for row in csv.DictReader(f):
+        c = curves.setdefault(row["curve"], {"step": [], "mean": [], "std": []})
+        for k in ("step", "mean", "std"):
+          c[k].append(float(row[k]))
+    return {"smoothing": 1, "band": dict(DEFAULT_BAND), "curves": curves}
+  with open(path) as f:
+    ref = json.load(f)
+  ref["band"] = {**DEFAULT_BAND, **ref.get("band", {})}
+  ref.setdefault("smoothing", 1)
+  return ref
+
+
+def check(group: Sequence[Series], reference: dict) -> dict[str, dict]:
+  """Per reference curve: the fraction of reference steps inside the band, and whether that passes."""
+  results = {}
+  for name, curve in reference["curves"].items():
+    steps, mean, _ = band(group, name, reference["smoothing"])
+    ref_steps = np.asarray(curve["step"], np.float64)
+    lo, hi = _band_limits(curve, reference["band"])
+    inside_range = (ref_steps >= steps.min()) & (ref_steps <= steps.max()) if len(steps) else ref_steps < -np.inf
+    if not inside_range.any():
+      results[name] = {"fraction": 0.0, "points": 0, "ok": False}
+      continue
+    run = np.interp(ref_steps[inside_range], steps, mean)
+    inside = (run >= lo[inside_range]) & (run <= hi[inside_range])
+    fraction = float(inside.mean())
+    results[name] = {
+        "fraction": fraction,
+        "points": int(inside_range.sum()),
+        "ok": fraction >= reference["band"]["min_fraction"],
+    }
+  return results

@@ -1,0 +1,78 @@
+"""Curves: seed grouping, smoothing, reference export and the reproduce check (exit status)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax import curves
+from gan_jax.cli import main
+
+
+def fake_run(path, seed, loss="hinge", shift=0.0, population_members=""):
+  """A workdir with config.json and a noisy decaying d_loss / g_loss."""
+  os.makedirs(path, exist_ok=True)
+  c = config_lib.base_config()
+  c.seed, c.loss.name, c.population_members = seed, loss, population_members
+  members = len(json.loads(population_members)["seed"]) if population_members else 1
+  c.population = members
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(config_lib.to_dict(c), f)
+  rng = np.random.default_rng(seed)
+  with open(os.path.join(path, "metrics.jsonl"), "w") as f:
+    for step in range(10, 410, 10):
+      for m in range(members):
+        row = {"step": step, "d_loss": 1 + np.exp(-step / 100) + 0.02 * rng.normal() + shift, "g_loss": 2.0 - shift}
+        f.write(json.dumps({**row, **({"member": m} if members > 1 else {})}) + "\n")
+  return str(path)
+
+
+def test_smooth_is_a_centred_truncated_mean():
+  np.testing.assert_allclose(curves.smooth(np.array([1.0, 2, 3, 4, 10]), 3), [1.5, 2, 3, 17 / 3, 7])
+  np.testing.assert_array_equal(curves.smooth(np.array([3.0, 1.0]), 1), [3.0, 1.0])
+
+
+def test_groups_split_on_config_not_seed(tmp_path):
+  runs = [fake_run(tmp_path / f"h{s}", s) for s in range(3)]
+  runs += [fake_run(tmp_path / f"n{s}", s, "minimax") for s in (0, 1)]
+  groups = curves.group_by_seed([s for r in runs for s in curves.load_series(r)])
+  assert {k: len(v) for k, v in groups.items()} == {"loss.name=hinge": 3, "loss.name=minimax": 2}
+  steps, mean, std = curves.band(groups["loss.name=hinge"], "g_loss", 1)
+  assert len(steps) == 40 and np.allclose(mean, 2.0) and np.allclose(std, 0.0)
+
+
+def test_population_members_are_series_of_one_group(tmp_path):
+  run = fake_run(tmp_path / "pop", 0, population_members=json.dumps({"seed": [0, 1, 2]}))
+  series = curves.load_series(run)
+  assert [s.label for s in series] == ["pop[0]", "pop[1]", "pop[2]"]
+  assert list(curves.group_by_seed(series)) == ["all"]
+
+
+def test_reference_round_trip_and_exit_status(tmp_path, capsys):
+  runs = [fake_run(tmp_path / f"r{s}", s) for s in range(4)]
+  ref = str(tmp_path / "ref.json")
+  assert main(["curves", "--export", *runs, "--out", ref]) == 0
+  assert set(curves.load_reference(ref)["curves"]) == {"d_loss", "g_loss"}
+  new = fake_run(tmp_path / "new", 11)
+  assert main(["curves", new, "--reference", ref, "--out", str(tmp_path / "ok.png")]) == 0
+  assert os.path.exists(tmp_path / "ok.png") and os.path.exists(tmp_path / "ok.svg")
+  off = fake_run(tmp_path / "off", 12, shift=0.5)
+  assert main(["curves", off, "--reference", ref, "--out", str(tmp_path / "bad.png")]) == 1
+  out = capsys.readouterr().out
+  assert "d_loss: OUTSIDE the band at 0% of 40 reference steps" in out
+
+
+def test_csv_reference_and_partial_overlap(tmp_path):
+  path = tmp_path / "ref.csv"
+  path.write_text("curve,step,mean,std\n" + "".join(f"g_loss,{s},2.0,0.0\n" for s in range(0, 1000, 100)))
+  ref = curves.load_reference(str(path))
+  group = curves.load_series(fake_run(tmp_path / "r", 0))
+  result = curves.check(group, ref)["g_loss"]
+  assert result == {"fraction": 1.0, "points": 4, "ok": True}  # steps 100..400 overlap the run
+
+
+def test_missing_reference_is_a_clear_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match="nope.json"):
+    curves.load_reference(str(tmp_path / "nope.json"))
