@@ -37,13 +37,18 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--export", action="store_true", help="write DIRs (one seed group) as a reference to --out")
   p.add_argument("--smooth", type=int, default=5, help="moving-average window in log points")
 
+  p = sub.add_parser("gif", help="the sample grids saved during training as one animated GIF")
+  p.add_argument("workdir")
+  p.add_argument("--out", required=True)
+  p.add_argument("--frame-ms", type=int, default=300)
+
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
   logging.basicConfig(level=logging.INFO, format="%(message)s")
   enable_compilation_cache()
   try:
-    return {"train": _train, "sample": _sample, "curves": _curves}[args.command](args, overrides)
+    return {"train": _train, "sample": _sample, "curves": _curves, "gif": _gif}[args.command](args, overrides)
   except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else e
     print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
@@ -107,3 +112,11 @@ def _curves(args, _) -> int:
       verdict = "inside" if r["ok"] else "OUTSIDE"
       print(f"{label}: {name}: {verdict} the band at {r['fraction']:.0%} of {r['points']} reference steps")
   return 1 if failed else 0
+
+
+def _gif(args, _) -> int:
+  from gan_jax.train.writers import progress_gif
+
+  n = progress_gif(args.workdir, args.out, args.frame_ms)
+  print(f"wrote {n} frames to {args.out}")
+  return 0

@@ -42,7 +42,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.penalty = ml_collections.ConfigDict()
   c.penalty.name = "none"  # none | wgan_gp | r1 | r2 | dragan.
-  c.penalty.weight = 10.0
+  c.penalty.weight = 10.0  # For r1 / r2 the penalty is mean ||grad||^2, so weight = gamma / 2.
+  c.penalty.one_sided = False  # wgan_gp only: max(0, ||grad|| - 1)^2 (Petzka et al. 2018).
   c.penalty.every = 1  # Lazy regularisation: apply every k D steps with weight * k (StyleGAN2).
 
   c.optim = ml_collections.ConfigDict()

@@ -166,3 +166,13 @@ def test_sample_writes_uint8_images(tmp_path, fashion_idx_dir, tfds_dir):
   images = np.load(out)["images"]
   assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
   assert os.path.exists(os.path.join(wd, "samples", "step_0000001.png"))
+
+
+def test_progress_gif_has_one_frame_per_grid(tmp_path):
+  c = ring_config(**{"train.sample_every": 2})
+  loop.train_and_evaluate(c, str(tmp_path / "run"))
+  out = str(tmp_path / "p.gif")
+  assert main(["gif", str(tmp_path / "run"), "--out", out]) == 0
+  from PIL import Image
+
+  assert Image.open(out).n_frames == 3  # steps 2, 4, 6

@@ -101,7 +101,8 @@ def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=Non
   generator, discriminator = models.get(config.model, info)
   loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
   losses.check(loss)
-  penalty = None if config.penalty.name == "none" else penalties.get(config.penalty.name)
+  options = {"one_sided": True} if config.penalty.one_sided else {}
+  penalty = None if config.penalty.name == "none" else penalties.get(config.penalty.name, **options)
   return GAN(
       generator=generator,
       discriminator=discriminator,

@@ -88,3 +88,15 @@ def read_jsonl(path: str) -> list[dict]:
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def progress_gif(workdir: str, out: str, frame_ms: int = 300) -> int:
+  """Assembles the sample PNGs saved during training, in step order, into an animated GIF."""
+  folder = os.path.join(workdir, "samples")
+  names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+  names = [n for n in names if n.startswith("step_") and n.endswith(".png")]
+  if not names:
+    raise FileNotFoundError(f"{folder!r} holds no step_*.png grids; expected a workdir written by `gan-jax train`")
+  frames = [Image.open(os.path.join(folder, n)).convert("RGB") for n in names]
+  frames[0].save(out, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+  return len(frames)

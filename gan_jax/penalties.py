@@ -1,0 +1,144 @@
+"""Discriminator regularisers: pure `(d_fn, real, fake, rng) -> scalar` functions, looked up by name.
+
+`d_fn` maps a batch [B, ...] to logits [B]. Penalties return the unweighted term; the train step scales
+it by `penalty.weight`. Per-example input gradients come from a single jax.grad of sum(d_fn(x)) with
+respect to x: when D treats examples independently, d sum_j D(x_j) / dx_i = dD(x_i) / dx_i. Batch norm
+in train mode breaks that (every logit depends on the whole batch through its statistics), so the
+gradients, and the penalties, stop meaning what the papers mean; pair penalties with a discriminator
+without batch norm (none, layer norm, spectral norm), as the papers do.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+DiscriminatorFn = Callable[[jax.Array], jax.Array]
+PenaltyFn = Callable[[DiscriminatorFn, jax.Array, jax.Array, jax.Array], jax.Array]
+
+_REGISTRY: dict[str, PenaltyFn] = {}
+
+
+def register(name: str) -> Callable[[PenaltyFn], PenaltyFn]:
+  """Decorator that makes a penalty available to `get(name)` and so to `penalty.name` in the config."""
+
+  def add(fn: PenaltyFn) -> PenaltyFn:
+    if name in _REGISTRY:
+      raise ValueError(f"penalty {name!r} is already registered")
+    _REGISTRY[name] = fn
+    return fn
+
+  return add
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def get(name: str, **options: Any) -> PenaltyFn:
+  """The registered penalty `name` with its keyword-only `options` (e.g. wgan_gp's one_sided) bound."""
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown penalty {name!r}; expected one of {names()}")
+  fn = _REGISTRY[name]
+  params = inspect.signature(fn).parameters
+  accepted = sorted(k for k, p in params.items() if p.kind == p.KEYWORD_ONLY)
+  unknown = sorted(set(options) - set(accepted))
+  if unknown:
+    raise TypeError(f"penalty {name!r} got unknown options {unknown}; it accepts {accepted or 'none'}")
+  return functools.partial(fn, **options) if options else fn
+
+
+def _input_grads(d_fn: DiscriminatorFn, x: jax.Array) -> jax.Array:
+  return jax.grad(lambda x: jnp.sum(d_fn(x)))(x)
+
+
+def _sq_norms(grads: jax.Array) -> jax.Array:
+  """Per-example squared L2 norms over every non-batch axis: [B, ...] -> [B]."""
+  return jnp.sum(jnp.square(grads), axis=tuple(range(1, grads.ndim)))
+
+
+def _norms(sq_norms_B: jax.Array) -> jax.Array:
+  """sqrt with a finite backward pass at 0 (where sqrt's derivative is infinite and would give NaN)."""
+  positive_B = sq_norms_B > 0
+  return jnp.where(positive_B, jnp.sqrt(jnp.where(positive_B, sq_norms_B, 1.0)), 0.0)
+
+
+def _per_example(key: jax.Array, x: jax.Array) -> jax.Array:
+  """U[0, 1] draws of shape [B, 1, ..., 1], one per example, broadcasting against x."""
+  return jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+
+
+def _check_same_shape(name: str, real: jax.Array, fake: jax.Array) -> None:
+  if real.shape != fake.shape:
+    raise ValueError(f"penalty {name!r} pairs real and fake examples; got shapes {real.shape} and {fake.shape}")
+
+
+@register("none")
+def no_penalty(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+  """Zero, so that callers can treat 'no penalty' like any other."""
+  return jnp.zeros((), real.dtype)
+
+
+@register("wgan_gp")
+def wgan_gp(
+    d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array, *, one_sided: bool = False
+) -> jax.Array:
+  """WGAN-GP (Gulrajani et al. 2017): a soft 1-Lipschitz constraint, E (‖∇D(x̂)‖ - 1)².
+
+  x̂ = ε·real + (1 - ε)·fake with ε ~ U[0, 1] per example, the paper's sampling between the two
+  distributions. `one_sided` penalises only norms above 1, E max(0, ‖∇D(x̂)‖ - 1)² (WGAN-LP, Petzka et
+  al. 2018), which is what a Lipschitz constraint actually requires.
+  """
+  _check_same_shape("wgan_gp", real, fake)
+  eps = _per_example(rng, real)
+  x_hat = eps * real + (1.0 - eps) * fake
+  excess_B = _norms(_sq_norms(_input_grads(d_fn, x_hat))) - 1.0
+  if one_sided:
+    excess_B = jax.nn.relu(excess_B)
+  return jnp.mean(jnp.square(excess_B))
+
+
+@register("r1")
+def r1(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+  """R1 (Mescheder et al. 2018): E_real ‖∇D(x)‖², zero-centred on the data, so training converges locally.
+
+  This is the bare mean squared norm. The paper writes R1 = (γ/2)·E‖∇D(x)‖², so penalty.weight = γ/2
+  (γ = 10 -> weight 5).
+  """
+  return jnp.mean(_sq_norms(_input_grads(d_fn, real)))
+
+
+@register("r2")
+def r2(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+  """R2 (Mescheder et al. 2018): R1 on generated samples, E_fake ‖∇D(x)‖²; same γ/2 weight convention."""
+  return jnp.mean(_sq_norms(_input_grads(d_fn, fake)))
+
+
+@register("dragan")
+def dragan(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+  """DRAGAN (Kodali et al. 2017): E (‖∇D(x̂)‖ - 1)² near the real data, where sharp D gradients collapse modes.
+
+  Samples x̂ as the authors' reference implementation (github.com/kodalinaveen3/DRAGAN) does, not with the
+  paper's Gaussian noise: x_p = real + 0.5·std(real)·u, u ~ U[0, 1] elementwise, std over every element of
+  this batch (this device's shard under data parallelism); then x̂ = real + α·(x_p - real), α ~ U[0, 1]
+  per example.
+  """
+  noise_key, alpha_key = jax.random.split(rng)
+  perturbed = real + 0.5 * jnp.std(real) * jax.random.uniform(noise_key, real.shape, real.dtype)
+  x_hat = real + _per_example(alpha_key, real) * (perturbed - real)
+  return jnp.mean(jnp.square(_norms(_sq_norms(_input_grads(d_fn, x_hat))) - 1.0))
+
+
+def weight_clip(params: Any, c: float) -> Any:
+  """Clips every parameter to [-c, c] after each D update: the original WGAN's crude Lipschitz constraint.
+
+  Arjovsky et al. 2017 use c = 0.01.
+  """
+  if isinstance(c, (int, float)) and not c > 0:
+    raise ValueError(f"weight_clip c={c!r}; expected a positive bound")
+  return jax.tree.map(lambda p: jnp.clip(p, -c, c), params)
