@@ -1,4 +1,4 @@
-"""`gan-jax` (and `python -m gan_jax`): train, sample."""
+"""`gan-jax` (and `python -m gan_jax`): train, sample, sweep, curves, gif."""
 
 from __future__ import annotations
 
@@ -11,16 +11,33 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-  argv = sys.argv[1:] if argv is None else argv
   from gan_jax import config as config_lib
 
-  overrides, rest = config_lib.parse_override_args(argv)
+  overrides, rest = config_lib.parse_override_args(sys.argv[1:] if argv is None else argv)
+  parser = build_parser()
+  args = parser.parse_args(rest)
+  if overrides and args.command != "train":
+    parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
+  logging.basicConfig(level=logging.INFO, format="%(message)s")
+  enable_compilation_cache()
+  try:
+    return args.run(args, overrides)
+  except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+    print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+  from gan_jax import sweep as sweep_lib
+
   parser = argparse.ArgumentParser(prog="gan-jax", description=__doc__)
   sub = parser.add_subparsers(dest="command", required=True)
 
   p = sub.add_parser("train", help="train (or resume) a run; --config.KEY=VALUE overrides config keys")
   p.add_argument("--config", required=True, help="experiments/FILE.py[:ARG]")
   p.add_argument("--workdir", required=True)
+  p.set_defaults(run=_train)
 
   p = sub.add_parser("sample", help="write samples of a trained run to an .npz")
   p.add_argument("--workdir", required=True)
@@ -29,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
   p.add_argument("--member", type=int, default=0, help="which member of a population run")
+  p.set_defaults(run=_sample)
+
+  sweep_lib.add_parser(sub).set_defaults(run=lambda args, _: sweep_lib.run(args))
 
   p = sub.add_parser("curves", help="plot runs' curves; --reference checks them, --export writes a reference")
   p.add_argument("dirs", nargs="+", metavar="DIR")
@@ -36,23 +56,14 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--reference", help="a reference .json/.csv: exit status 1 when a curve leaves its band")
   p.add_argument("--export", action="store_true", help="write DIRs (one seed group) as a reference to --out")
   p.add_argument("--smooth", type=int, default=5, help="moving-average window in log points")
+  p.set_defaults(run=_curves)
 
   p = sub.add_parser("gif", help="the sample grids saved during training as one animated GIF")
   p.add_argument("workdir")
   p.add_argument("--out", required=True)
   p.add_argument("--frame-ms", type=int, default=300)
-
-  args = parser.parse_args(rest)
-  if overrides and args.command != "train":
-    parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
-  logging.basicConfig(level=logging.INFO, format="%(message)s")
-  enable_compilation_cache()
-  try:
-    return {"train": _train, "sample": _sample, "curves": _curves, "gif": _gif}[args.command](args, overrides)
-  except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
-    return 2
+  p.set_defaults(run=_gif)
+  return parser
 
 
 def enable_compilation_cache() -> None:

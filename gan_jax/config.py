@@ -10,6 +10,7 @@ import ast
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -83,16 +84,23 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`."""
+  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`.
+
+  The file's folder joins sys.path, so `loss.name = "my_module:my_loss"` finds modules (and the
+  experiment file itself) next to it.
+  """
   path, _, arg = spec.partition(":")
-  module = _import_file(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  if folder not in sys.path:
+    sys.path.append(folder)
+  module = import_file(path)
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} defines no get_config(); expected one returning a ConfigDict")
   cfg = module.get_config(arg) if arg else module.get_config()
   return cfg
 
 
-def _import_file(path: str):
+def import_file(path: str):
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config file {path!r} does not exist; expected e.g. experiments/ring8.py")
   name = "gan_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]

@@ -11,7 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import checkpoint, data
+from gan_jax import checkpoint, data, losses
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
@@ -32,7 +32,8 @@ def load_run(workdir: str) -> Run:
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
   info = data.get_info(config)
-  gan = create_gan(config, info)
+  # Sampling needs no loss, and a user's loss module need not be importable where samples are drawn.
+  gan = create_gan(config, info, loss_fn=losses.non_saturating)
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
   mngr = checkpoint.manager(workdir, config.checkpoint.keep)
   if mngr.latest_step() is None:

@@ -55,10 +55,9 @@ class MetricsWriter:
   def __init__(self, workdir: str, resume_step: int, tensorboard: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
     if os.path.exists(self.path):
-      with open(self.path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
       with open(self.path, "w") as f:
-        f.writelines(kept)
+        f.writelines(json.dumps(r) + "\n" for r in kept)
     self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
     self._tb = None
     if tensorboard:
@@ -84,10 +83,17 @@ class MetricsWriter:
 
 
 def read_jsonl(path: str) -> list[dict]:
+  """Records of a .jsonl file; a line cut short by a killed run is skipped."""
   if not os.path.exists(path):
     return []
+  out = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return [r for r in out if isinstance(r, dict)]
 
 
 def progress_gif(workdir: str, out: str, frame_ms: int = 300) -> int:

@@ -1,0 +1,108 @@
+"""Sweeps as code: an experiment's `get_sweep()` lists override dicts; `gan-jax sweep` runs them.
+
+  # experiments/ring8.py, next to get_config()
+  from gan_jax.sweep import product, seeds, sweep
+
+  def get_sweep(arg=None):
+    return product(sweep("loss.name", ["hinge", "non_saturating"]), seeds(5))
+
+  gan-jax sweep --config experiments/ring8.py --workdir runs/ring8_losses --parallel 2
+  gan-jax sweep --report runs/ring8_losses --metric modes
+
+Each point trains in DIR/NAME (e.g. runs/ring8_losses/loss.name=hinge_seed=1); DIR/manifest.json
+tracks them, so running the same command again retries only the points that are not done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gan_jax.sweep import launch, report
+from gan_jax.sweep.space import (
+    choice,
+    log_uniform,
+    name_points,
+    point_name,
+    product,
+    random_search,
+    seeds,
+    sweep,
+    uniform,
+    zip_,
+)
+
+__all__ = [
+    "add_parser",
+    "choice",
+    "log_uniform",
+    "name_points",
+    "point_name",
+    "product",
+    "random_search",
+    "run",
+    "seeds",
+    "sweep",
+    "uniform",
+    "zip_",
+]
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+  """Adds the `sweep` subcommand to `gan-jax`'s subparsers."""
+  p = subparsers.add_parser(
+      "sweep",
+      help="run every point of an experiment's get_sweep(), or --report the results of a sweep",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument("--config", help="experiments/FILE.py[:ARG] defining get_config() and get_sweep()")
+  p.add_argument("--workdir", help="the sweep directory; each point trains in WORKDIR/NAME")
+  p.add_argument(
+      "--parallel",
+      type=int,
+      help="points at once (local default: half the CPU cores; slurm default: no limit)",
+  )
+  p.add_argument(
+      "--launcher",
+      choices=("local", *launch.CLUSTERS),
+      default="local",
+      help="local processes, a SLURM array job, or submitit's local executor",
+  )
+  p.add_argument("--dry-run", action="store_true", help="print each point's name and overrides, run nothing")
+  p.add_argument("--report", metavar="DIR", help="only (re)write DIR/results.{csv,md} of an existing sweep")
+  p.add_argument("--metric", help="sort the results by this metric (default: fid, else modes)")
+  return p
+
+
+def run(args: argparse.Namespace) -> int:
+  """The `sweep` subcommand: 0 when every point is done, 1 when any failed."""
+  if args.report:
+    if args.config or args.workdir or args.dry_run:
+      raise ValueError("--report DIR reads an existing sweep; expected it without --config/--workdir/--dry-run")
+    print(report.write_report(args.report, args.metric), end="")
+    return 0
+  if not (args.config and args.workdir):
+    raise ValueError("expected --config FILE.py and --workdir DIR (or --report DIR)")
+  if args.parallel is not None and args.parallel < 1:
+    raise ValueError(f"--parallel {args.parallel}: expected at least 1")
+
+  plan = launch.load_sweep(args.config)
+  if args.dry_run:
+    for name, point in zip(plan.names, plan.points, strict=True):
+      print(f"{name}\t{json.dumps(point)}")
+    return 0
+
+  manifest, records = launch.sync_manifest(plan, args.workdir)
+  todo = [r for r in records if r.status != "done"]
+  print(f"sweep: {len(records)} points, {len(records) - len(todo)} done already, running {len(todo)}", file=sys.stderr)
+  if args.launcher == "local":
+    launch.run_local(manifest, args.workdir, todo, args.parallel or launch.default_parallel())
+  else:
+    configs = dict(zip(plan.names, plan.configs, strict=True))
+    launch.run_submitit(manifest, args.workdir, todo, configs, launch.CLUSTERS[args.launcher], args.parallel)
+  print(report.write_report(args.workdir, args.metric), end="")
+  failed = [r.name for r in records if r.status == "failed"]
+  if failed:
+    print(f"sweep: {len(failed)} of {len(records)} points failed: {', '.join(failed)}", file=sys.stderr)
+  return 1 if failed else 0

@@ -1,0 +1,277 @@
+"""Running a sweep's points: each one `gan-jax train` process, locally or as a submitit array job.
+
+Every point trains in `DIR/NAME` with its output appended to `DIR/NAME/train.log`; the parent
+alone writes `DIR/manifest.json`. Points already done are skipped; the rest are (re)started, and
+`gan-jax train` resumes from a checkpoint in the workdir when there is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ml_collections
+import submitit
+
+from gan_jax import config as config_lib
+from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
+from gan_jax.sweep.space import Point, check_points, name_points
+
+LOG_NAME = "train.log"
+ERROR_LINES = 20
+SLURM_DEFAULTS = {"partition": "", "timeout_min": 24 * 60, "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 32}
+CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}
+
+
+@dataclasses.dataclass
+class Sweep:
+  config: str  # The experiment spec with an absolute path, valid from any working directory.
+  names: list[str]
+  points: list[Point]
+  configs: list[ml_collections.ConfigDict]  # Each point's resolved config.
+
+
+def load_sweep(spec: str) -> Sweep:
+  """Calls the experiment's `get_sweep(arg)` and checks every point against its config."""
+  path, sep, arg = spec.partition(":")
+  module = config_lib.import_file(path)
+  if not hasattr(module, "get_sweep"):
+    raise ValueError(
+        f"config file {path!r} defines no get_sweep(); expected one returning a list of override dicts, "
+        "e.g. product(sweep('loss.name', ['hinge', 'non_saturating']), seeds(3))"
+    )
+  points = check_points(module.get_sweep(arg) if arg else module.get_sweep())
+  if not points:
+    raise ValueError(f"get_sweep() of {path!r} returned no points; expected at least one")
+  names = name_points(points)
+  base = config_lib.load(spec)
+  configs = []
+  for name, point in zip(names, points, strict=True):
+    cfg = base.copy_and_resolve_references()
+    try:
+      config_lib.apply_overrides(cfg, point)
+    except (KeyError, ValueError, TypeError) as e:
+      msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+      raise ValueError(f"sweep point {name}: {msg}") from e
+    configs.append(cfg)
+  return Sweep(os.path.abspath(path) + sep + arg, names, points, configs)
+
+
+def sync_manifest(sweep: Sweep, directory: str) -> tuple[Manifest, list[PointRecord]]:
+  """The manifest for this sweep and its records in sweep order.
+
+  Records of unchanged points keep their status; points of an earlier sweep in the same directory
+  stay listed (after this sweep's) so the report still shows them, but are not run.
+  """
+  previous = {}
+  if os.path.exists(os.path.join(directory, MANIFEST)):
+    previous = {r.name: r for r in Manifest.load(directory).points}
+  records = []
+  for name, point in zip(sweep.names, sweep.points, strict=True):
+    record = previous.pop(name, None)
+    if record is None or record.overrides != point:
+      record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name))
+    records.append(record)
+  manifest = Manifest(sweep.config, records + list(previous.values()))
+  manifest.save(directory)
+  return manifest, records
+
+
+def train_command(config: str, record: PointRecord) -> list[str]:
+  """`python -m gan_jax train` with the point's overrides; strings verbatim, others as literals."""
+  overrides = [f"--config.{k}={v if isinstance(v, str) else repr(v)}" for k, v in record.overrides.items()]
+  return [sys.executable, "-m", "gan_jax", "train", "--config", config, "--workdir", record.workdir, *overrides]
+
+
+def log_tail(path: str, offset: int = 0, lines: int = ERROR_LINES) -> str:
+  """The last non-blank lines written from `offset` on; progress-bar redraws count as lines."""
+  with open(path, "rb") as f:
+    f.seek(0, os.SEEK_END)
+    f.seek(max(offset, f.tell() - 64 * 1024))
+    text = f.read().decode("utf-8", errors="replace")
+  return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+class TrainProcess:
+  """One point's train process; the local pool polls several, `run_point` waits for one."""
+
+  def __init__(self, command: Sequence[str], workdir: str, env: Mapping[str, str] | None = None):
+    os.makedirs(workdir, exist_ok=True)
+    self.start_time = now()
+    self.log_path = os.path.join(workdir, LOG_NAME)
+    with open(self.log_path, "ab") as log:
+      log.write(f"\n# {self.start_time}\n$ {shlex.join(command)}\n".encode())
+      log.flush()
+      self._offset = log.tell()
+      self.proc = subprocess.Popen(
+          command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+      )
+
+  def poll(self) -> dict[str, Any] | None:
+    returncode = self.proc.poll()
+    return None if returncode is None else self._outcome(returncode)
+
+  def wait(self) -> dict[str, Any]:
+    return self._outcome(self.proc.wait())
+
+  def stop(self) -> None:
+    """SIGTERM, then SIGKILL; checkpoints are committed atomically, so a re-run resumes cleanly."""
+    self.proc.terminate()
+    try:
+      self.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      self.proc.kill()
+      self.proc.wait()
+
+  def _outcome(self, returncode: int) -> dict[str, Any]:
+    error = []
+    if returncode != 0:
+      error.append(log_tail(self.log_path, self._offset))
+      if returncode < 0:
+        error.append(f"(killed by {signal.Signals(-returncode).name})")
+    return {
+        "returncode": returncode,
+        "error": "\n".join(e for e in error if e),
+        "start_time": self.start_time,
+        "end_time": now(),
+    }
+
+
+def run_point(command: Sequence[str], workdir: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+  """Trains one point to completion; the outcome is what `PointRecord.finish` records."""
+  return TrainProcess(command, workdir, env).wait()
+
+
+def default_parallel() -> int:
+  return max(1, (os.cpu_count() or 2) // 2)
+
+
+def child_env(parallel: int) -> dict[str, str]:
+  """The parent's environment, with runs that share the machine kept from oversubscribing it."""
+  env = dict(os.environ)
+  env.setdefault("PYTHONUNBUFFERED", "1")  # train.log shows progress as it happens.
+  if parallel > 1:
+    flags = env.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+      env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Else the first run takes 75% of each GPU.
+  return env
+
+
+def _log_status(record: PointRecord) -> None:
+  last = record.error.splitlines()[-1:] if record.status == "failed" else []
+  print(f"sweep: {record.status:<7} {record.name}" + "".join(f": {line}" for line in last), file=sys.stderr)
+
+
+def _interrupt(signum: int, _frame) -> None:
+  raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def run_local(manifest: Manifest, directory: str, records: Sequence[PointRecord], parallel: int) -> None:
+  """Runs `records` as `parallel` processes at a time.
+
+  Interrupted (Ctrl-C, or SIGTERM from a job scheduler), it stops its runs and leaves them marked
+  running, for the next invocation to resume.
+  """
+  env = child_env(parallel)
+  queue, running = list(records), []
+  previous = signal.signal(signal.SIGTERM, _interrupt)
+  try:
+    while queue or running:
+      while queue and len(running) < parallel:
+        record = queue.pop(0)
+        proc = TrainProcess(train_command(manifest.config, record), record.workdir, env)
+        record.start(proc.start_time)
+        manifest.save(directory)
+        _log_status(record)
+        running.append((record, proc))
+      still = []
+      for record, proc in running:
+        outcome = proc.poll()
+        if outcome is None:
+          still.append((record, proc))
+          continue
+        record.finish(outcome)
+        manifest.save(directory)
+        _log_status(record)
+      running = still
+      if running:
+        time.sleep(0.2)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+    for _, proc in running:
+      proc.stop()
+
+
+def resources(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A point's job resources from the optional `slurm` section of its config."""
+  section = config.get("slurm") or {}
+  return {k: section.get(k, default) for k, default in SLURM_DEFAULTS.items()}
+
+
+class _SubmititPoint(submitit.helpers.Checkpointable):
+  """Requeued with the same command on preemption or timeout; train resumes from its checkpoint."""
+
+  def __call__(self, command: Sequence[str], workdir: str) -> dict[str, Any]:
+    return run_point(command, workdir)
+
+
+def run_submitit(
+    manifest: Manifest,
+    directory: str,
+    records: Sequence[PointRecord],
+    configs: Mapping[str, ml_collections.ConfigDict],
+    cluster: str,
+    parallel: int | None,
+) -> None:
+  """One array job per distinct set of resources; waits for all, and cancels them if interrupted.
+
+  `cluster` is "slurm", or "local" for submitit's LocalExecutor (tests, machines without SLURM).
+  """
+  executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
+  groups: dict[tuple, list[PointRecord]] = {}
+  for record in records:
+    groups.setdefault(tuple(resources(configs[record.name]).items()), []).append(record)
+  jobs, finished = [], set()
+  try:
+    for key, group in groups.items():
+      res = dict(key)
+      partition = res.pop("partition")
+      executor.update_parameters(
+          name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
+          tasks_per_node=1,
+          **res,
+          **({"slurm_partition": partition} if partition else {}),
+          **({"slurm_array_parallelism": parallel} if parallel else {}),
+      )
+      submitted = executor.map_array(
+          _SubmititPoint(), [train_command(manifest.config, r) for r in group], [r.workdir for r in group]
+      )
+      for record, job in zip(group, submitted, strict=True):
+        record.start(now(), job_id=job.job_id)
+        _log_status(record)
+        jobs.append((job, record))
+    manifest.save(directory)
+    by_id = {job.job_id: record for job, record in jobs}
+    poll_s = 1 if cluster == "local" else 30
+    for job in submitit.helpers.as_completed([j for j, _ in jobs], poll_frequency=poll_s):
+      record = by_id[job.job_id]
+      try:
+        outcome = job.result()
+      except Exception as e:  # The job itself died (time limit, node failure, out of memory).
+        outcome = {"returncode": None, "error": "\n".join(str(e).splitlines()[-ERROR_LINES:])}
+      record.finish(outcome)
+      finished.add(job.job_id)
+      manifest.save(directory)
+      _log_status(record)
+  finally:
+    for job, _ in jobs:
+      if job.job_id not in finished:
+        job.cancel(check=False)

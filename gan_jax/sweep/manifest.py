@@ -1,0 +1,69 @@
+"""`DIR/manifest.json`: every point of a sweep and how its run went, so re-runs skip what is done."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from typing import Any
+
+MANIFEST = "manifest.json"
+STATUSES = ("pending", "running", "done", "failed")
+
+
+def now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclasses.dataclass
+class PointRecord:
+  name: str
+  overrides: dict[str, Any]
+  workdir: str
+  status: str = "pending"
+  returncode: int | None = None
+  error: str = ""  # Last lines of the run's log when it failed.
+  start_time: str | None = None
+  end_time: str | None = None
+  job_id: str | None = None  # SLURM / submitit job, for finding its logs.
+
+  def __post_init__(self):
+    if self.status not in STATUSES:
+      raise ValueError(f"point {self.name!r} has status {self.status!r}; expected one of {STATUSES}")
+
+  def start(self, start_time: str, job_id: str | None = None) -> None:
+    self.status, self.start_time, self.job_id = "running", start_time, job_id
+    self.returncode, self.error, self.end_time = None, "", None
+
+  def finish(self, outcome: dict[str, Any]) -> None:
+    """Records a `run_point` outcome: returncode 0 is done, anything else failed."""
+    self.returncode = outcome["returncode"]
+    self.status = "done" if self.returncode == 0 else "failed"
+    self.error = "" if self.returncode == 0 else outcome["error"]
+    self.start_time = outcome.get("start_time", self.start_time)
+    self.end_time = outcome.get("end_time", now())
+
+
+@dataclasses.dataclass
+class Manifest:
+  config: str
+  points: list[PointRecord]
+
+  def save(self, directory: str) -> None:
+    """Written whole to a temporary file then renamed, so a crash never leaves half a manifest."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, MANIFEST)
+    with open(path + ".tmp", "w") as f:
+      json.dump(dataclasses.asdict(self), f, indent=2)
+      f.write("\n")
+    os.replace(path + ".tmp", path)
+
+  @classmethod
+  def load(cls, directory: str) -> Manifest:
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path!r} does not exist; expected a directory written by `gan-jax sweep`")
+    with open(path) as f:
+      raw = json.load(f)
+    return cls(config=raw["config"], points=[PointRecord(**p) for p in raw["points"]])

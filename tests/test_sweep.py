@@ -1,0 +1,277 @@
+"""Sweeps: expansion, names, manifest, the local and submitit launchers on real runs, the report."""
+
+import argparse
+import csv
+import json
+import os
+import re
+import signal
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax import sweep as gan_sweep
+from gan_jax.sweep import choice, launch, log_uniform, product, random_search, seeds, sweep, uniform, zip_
+from gan_jax.sweep.launch import load_sweep, resources, sync_manifest
+from gan_jax.sweep.manifest import Manifest, PointRecord
+from gan_jax.sweep.report import read_jsonl
+from gan_jax.sweep.space import name_points, point_name
+
+EXPERIMENT = """
+from gan_jax.config import base_config
+from gan_jax.sweep import seeds
+
+def get_config(arg=None):
+  c = base_config()
+  c.data.name = "ring8"
+  c.model.name = "mlp2d"
+  c.model.latent_dim = 2
+  c.model.g_width = c.model.d_width = 16
+  c.train.steps = 4
+  c.train.batch_size = 16
+  c.train.log_every = 2
+  c.train.sample_every = 4
+  c.checkpoint.every = 2
+  c.train.ema_decay = 0.0
+  return c
+
+def get_sweep(arg=None):
+  {body}
+"""
+
+
+def write_experiment(tmp_path, body, name="exp.py"):
+  path = tmp_path / name
+  path.write_text(textwrap.dedent(EXPERIMENT).replace("{body}", body))
+  return str(path)
+
+
+@pytest.fixture
+def train_env(monkeypatch, tmp_path_factory):
+  """Train children on one CPU device (8 fake ones double their compile time), sharing a compile cache."""
+  monkeypatch.setenv("XLA_FLAGS", "")
+  monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path_factory.getbasetemp() / "gan_jax_cache"))
+
+
+def sweep_main(argv):
+  parser = argparse.ArgumentParser(prog="gan-jax")
+  gan_sweep.add_parser(parser.add_subparsers(dest="command", required=True))
+  return gan_sweep.run(parser.parse_args(["sweep", *argv]))
+
+
+def rows_of(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------------------- expansion
+
+
+def test_product_zip_and_seeds_compose():
+  points = product(sweep("loss.name", ["hinge", "non_saturating"]), seeds(5))
+  assert len(points) == 10
+  assert points[0] == {"loss.name": "hinge", "seed": 0}
+  assert points[-1] == {"loss.name": "non_saturating", "seed": 4}
+  tied = zip_(sweep("optim.g.lr", [1e-4, 2e-4]), sweep("optim.d.lr", [4e-4, 8e-4]))
+  assert tied == [{"optim.g.lr": 1e-4, "optim.d.lr": 4e-4}, {"optim.g.lr": 2e-4, "optim.d.lr": 8e-4}]
+  assert len(product(tied, seeds(3)) + seeds(2)) == 8
+  assert product() == [{}]
+  values = sweep("optim.g.lr", np.array([1e-4, 1e-3]))[0]["optim.g.lr"]
+  assert type(values) is float
+  with pytest.raises(ValueError, match="equal length"):
+    zip_(seeds(2), sweep("loss.name", ["hinge"]))
+  with pytest.raises(ValueError, match="same keys"):
+    product(seeds(2), seeds(3))
+  with pytest.raises(TypeError, match="JSON"):
+    sweep("seed", [object()])
+
+
+def test_random_search_is_deterministic_in_its_seed():
+  dists = {"optim.g.lr": log_uniform(1e-5, 1e-2), "loss.name": choice(["hinge", "wgan"]), "x": uniform(-1, 1)}
+  a, b, c = random_search(16, 0, **dists), random_search(16, 0, **dists), random_search(16, 1, **dists)
+  assert a == b and a != c and len(a) == 16
+  assert all(1e-5 <= p["optim.g.lr"] <= 1e-2 and -1 <= p["x"] <= 1 for p in a)
+  assert {p["loss.name"] for p in a} == {"hinge", "wgan"}
+  assert json.loads(json.dumps(a)) == a
+  # A key's draws do not depend on the other keys of the search.
+  alone = random_search(16, 0, **{"optim.g.lr": log_uniform(1e-5, 1e-2)})
+  assert [p["optim.g.lr"] for p in alone] == [p["optim.g.lr"] for p in a]
+  with pytest.raises(TypeError, match="expected choice"):
+    random_search(2, 0, seed=3)
+
+
+# ---------------------------------------------------------------------------------------- names
+
+
+def test_names_are_readable_unique_and_safe():
+  assert point_name({"loss.name": "hinge", "seed": 1}) == "loss.name=hinge_seed=1"
+  assert point_name({"optim.g.lr": 2e-4}) == "optim.g.lr=0.0002"
+  assert point_name({}) == "base"
+  # Sanitising "a/b" and "a-b" (and case on macOS) would collide: the hash tells them apart.
+  names = name_points([{"data.name": "a/b"}, {"data.name": "a-b"}, {"data.name": "A-B"}, {"seed": 1}])
+  assert len({n.lower() for n in names}) == 4 and names[3] == "seed=1"
+  assert all(re.fullmatch(r"[A-Za-z0-9._+=-]+", n) for n in names)
+  long = {f"section.sub{i}.key": "v" * 40 for i in range(6)}
+  long_name = point_name(long)
+  assert len(long_name) <= 100 and long_name == point_name(dict(long))
+  assert point_name({**long, "seed": 2}) != long_name
+  with pytest.raises(ValueError, match="twice"):
+    name_points([{"seed": 1}, {"seed": 1}])
+
+
+def test_manifest_round_trips(tmp_path):
+  m = Manifest(
+      config="/x/exp.py:arg",
+      points=[
+          PointRecord("seed=0", {"seed": 0}, "/d/seed=0", "done", 0, "", "t0", "t1"),
+          PointRecord("seed=1", {"seed": 1, "lr": 1e-4}, "/d/seed=1", "failed", 2, "Traceback\nKeyError", "t2", "t3"),
+          PointRecord("seed=2", {"seed": 2}, "/d/seed=2"),
+      ],
+  )
+  m.save(str(tmp_path))
+  assert Manifest.load(str(tmp_path)) == m
+  with pytest.raises(ValueError, match="status"):
+    PointRecord("x", {}, "/d/x", status="finished")
+
+
+def test_dry_run_and_validation(tmp_path, capsys):
+  exp = write_experiment(tmp_path, 'return [{"loss.name": "hinge", "seed": s} for s in range(3)]')
+  assert sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--dry-run"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == 'loss.name=hinge_seed=0\t{"loss.name": "hinge", "seed": 0}' and len(lines) == 3
+  assert not (tmp_path / "s").exists()
+  bad = write_experiment(tmp_path, 'return [{"model.widht": 3}]', "bad.py")
+  with pytest.raises(ValueError, match="model.widht=3: unknown config key"):
+    load_sweep(bad)
+  cfg = config_lib.base_config()
+  assert resources(cfg)["gpus_per_node"] == 1
+  cfg.slurm = {"partition": "gpu", "gpus_per_node": 4}
+  assert resources(cfg) | {"timeout_min": 0} == {
+      "partition": "gpu", "timeout_min": 0, "gpus_per_node": 4, "cpus_per_task": 8, "mem_gb": 32
+  }
+  with pytest.raises(ValueError, match="without --config"):
+    sweep_main(["--report", str(tmp_path), "--config", exp])
+
+
+# ---------------------------------------------------------------------------------------- launchers
+
+
+def test_local_launcher_isolates_failures_and_retries_only_them(tmp_path, capsys, train_env):
+  exp = write_experiment(tmp_path, 'return seeds(3) + [{"seed": 0, "model.name": "nope"}]')
+  out = str(tmp_path / "sweep")
+  assert sweep_main(["--config", exp, "--workdir", out, "--parallel", "2"]) == 1
+  first = {p.name: p for p in Manifest.load(out).points}
+  assert [first[f"seed={s}"].status for s in range(3)] == ["done"] * 3
+  failed = first["seed=0_model.name=nope"]
+  assert failed.status == "failed" and failed.returncode != 0 and "nope" in failed.error
+  assert len(failed.error.splitlines()) <= 20
+  for s in range(3):
+    assert read_jsonl(os.path.join(out, f"seed={s}", "metrics.jsonl"))[-1]["step"] == 4
+  results = rows_of(os.path.join(out, "results.csv"))
+  assert len(results) == 4 and {r["status"] for r in results} == {"done", "failed"}
+  assert (tmp_path / "sweep" / "results.md").exists()
+
+  logs = {n: (tmp_path / "sweep" / n / "train.log").read_text() for n in first}
+  assert sweep_main(["--config", exp, "--workdir", out, "--parallel", "2"]) == 1
+  second = {p.name: p for p in Manifest.load(out).points}
+  for name in first:
+    log = (tmp_path / "sweep" / name / "train.log").read_text()
+    if name == failed.name:
+      assert second[name].start_time != failed.start_time and log.startswith(logs[name]) and log != logs[name]
+    else:
+      assert second[name] == first[name] and log == logs[name]
+  assert "4 points, 3 done already, running 1" in capsys.readouterr().err
+
+
+def test_interrupted_points_stay_running_and_rerun(tmp_path, monkeypatch):
+  exp = write_experiment(tmp_path, "return seeds(3)")
+  out = str(tmp_path / "sweep")
+  plan = load_sweep(exp)
+  manifest, records = sync_manifest(plan, out)
+  monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "import time; time.sleep(60)"])
+  handler = signal.getsignal(signal.SIGTERM)
+  threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+  with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+    launch.run_local(manifest, out, records, parallel=2)
+  assert [p.status for p in Manifest.load(out).points] == ["running", "running", "pending"]
+  assert signal.getsignal(signal.SIGTERM) == handler
+
+  monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "print('ok')"])
+  manifest, records = sync_manifest(plan, out)
+  launch.run_local(manifest, out, [r for r in records if r.status != "done"], parallel=2)
+  assert [p.status for p in Manifest.load(out).points] == ["done"] * 3
+  assert (tmp_path / "sweep" / "seed=0" / "train.log").read_text().count("$ ") == 2
+
+
+def test_submitit_local_executor(tmp_path, train_env):
+  exp = write_experiment(tmp_path, 'return [{"seed": 3}, {"seed": 4, "model.name": "nope"}]')
+  out = str(tmp_path / "sweep")
+  assert sweep_main(["--config", exp, "--workdir", out, "--launcher", "submitit-local"]) == 1
+  points = {p.name: p for p in Manifest.load(out).points}
+  assert points["seed=3"].status == "done" and points["seed=3"].job_id
+  assert points["seed=4_model.name=nope"].status == "failed" and "nope" in points["seed=4_model.name=nope"].error
+  assert (tmp_path / "sweep" / "seed=3" / "metrics.jsonl").exists()
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def write_run(directory, name, metrics, evals=None):
+  os.makedirs(directory / name)
+  with open(directory / name / "metrics.jsonl", "w") as f:
+    f.writelines(json.dumps(m) + "\n" for m in metrics)
+    f.write('{"step": 9, "d_lo')  # A run killed mid-write leaves half a line.
+  if evals is not None:
+    with open(directory / name / "eval.jsonl", "w") as f:
+      f.writelines(json.dumps(e) + "\n" for e in evals)
+
+
+def test_report_tables_and_seed_aggregation(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  records, expected = [], {}
+  for loss in ("hinge", "wgan"):
+    for seed in range(3):
+      point = {"loss.name": loss, "seed": seed}
+      name = point_name(point)
+      d_loss, fids, modes = rng.normal(), rng.uniform(5, 50, 3), rng.integers(0, 9, 3)
+      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i])} for i in range(3)]
+      write_run(tmp_path, name, [{"step": 5, "d_loss": 9.0}, {"step": 10, "d_loss": d_loss, "g_loss": 1.0}], evals)
+      expected[name] = (d_loss, fids.min(), modes.max())
+      records.append(PointRecord(name, point, str(tmp_path / name), "done", 0))
+  write_run(tmp_path, "lost", [{"step": 2, "d_loss": -100.0}])
+  records.append(PointRecord("lost", {"loss.name": "hinge", "seed": 9}, str(tmp_path / "lost"), "failed", 1, "boom"))
+  Manifest("/x/exp.py", records).save(str(tmp_path))
+
+  assert sweep_main(["--report", str(tmp_path)]) == 0
+  assert "| name | status | loss.name | seed |" in capsys.readouterr().out
+  rows = rows_of(tmp_path / "results.csv")
+  assert list(rows[0])[:4] == ["name", "status", "loss.name", "seed"]
+  done = [r for r in rows if r["status"] == "done"]
+  assert [float(r["best.fid"]) for r in done] == sorted(e[1] for e in expected.values())
+  assert rows[-1]["name"] == "lost" and rows[-1]["best.fid"] == ""
+  for r in done:
+    d_loss, fid, modes = expected[r["name"]]
+    assert float(r["final.d_loss"]) == d_loss and float(r["best.fid"]) == fid and float(r["best.modes"]) == modes
+    assert r["final.step"] == "10"
+
+  by_seed = {r["loss.name"]: r for r in rows_of(tmp_path / "results_by_seed.csv")}
+  assert set(by_seed) == {"hinge", "wgan"} and "seed" not in rows_of(tmp_path / "results_by_seed.csv")[0]
+  md = (tmp_path / "results.md").read_text()
+  for loss, row in by_seed.items():
+    values = np.array([expected[point_name({"loss.name": loss, "seed": s})] for s in range(3)])
+    assert row["seeds"] == "3"  # The failed hinge point is left out.
+    for i, col in enumerate(("final.d_loss", "best.fid", "best.modes")):
+      np.testing.assert_allclose(float(row[f"{col}.mean"]), values[:, i].mean(), rtol=1e-12)
+      np.testing.assert_allclose(float(row[f"{col}.std"]), values[:, i].std(ddof=1), rtol=1e-12)
+    assert f"{values[:, 1].mean():.4g} ± {values[:, 1].std(ddof=1):.4g}" in md
+  assert "Sorted by best.fid (lower is better)" in md and "4 done" not in md and "6 done, 1 failed" in md
+
+  assert sweep_main(["--report", str(tmp_path), "--metric", "modes"]) == 0
+  modes_sorted = [float(r["best.modes"]) for r in rows_of(tmp_path / "results.csv") if r["status"] == "done"]
+  assert modes_sorted == sorted(modes_sorted, reverse=True)
+  assert sweep_main(["--report", str(tmp_path), "--metric", "final.d_loss"]) == 0
+  assert rows_of(tmp_path / "results.csv")[0]["name"] == "lost"
