@@ -195,3 +195,10 @@ def test_custom_loss_by_dotted_path_trains(tmp_path):
   path_rows = losses_of(tmp_path / "path")
   assert len(path_rows) == 3 and path_rows == losses_of(tmp_path / "callable")
   assert path_rows != losses_of(tmp_path / "hinge")
+
+
+def test_rejected_config_leaves_the_workdir_untouched(tmp_path):
+  with pytest.raises(ValueError, match="data.name"):
+    loop.train_and_evaluate(ring_config(**{"data.name": "ring9"}), str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "config.json")
+  loop.train_and_evaluate(ring_config(**{"train.steps": 1}), str(tmp_path / "run"))  # the fixed config runs

@@ -27,24 +27,24 @@ NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_fn=None) -> GANState:
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name."""
-  # ------------------------------------------------------------------------ workdir and config
-  os.makedirs(workdir, exist_ok=True)
-  write_config(config, workdir)
-
   # ------------------------------------------------------------------------ input pipeline
   info = data.get_info(config)
   mesh = parallel.make_mesh(config.train.num_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
 
-  # ------------------------------------------------------------------------ model and state
+  # ------------------------------------------------------------------------ model, state and sharded step
   # A run is a population of K >= 1 members: one state stacked on a leading axis, one vmapped step.
   members = member_configs(config)
   gan = create_gan(config, info, loss_fn)
   init = jax.vmap(functools.partial(init_state, gan))
   fresh = jax.jit(init, out_shardings=parallel.replicated(mesh))(*stacked_seeds_and_hparams(members))
+  train_step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
 
-  # ------------------------------------------------------------------------ checkpoint: resume
+  # ------------------------------------------------------------------------ workdir, checkpoint: resume
+  # Written only once everything above has accepted the config, so a typo leaves no trace.
+  os.makedirs(workdir, exist_ok=True)
   mngr = checkpoint.manager(workdir, config.checkpoint.keep)
+  write_config(config, workdir, resuming=mngr.latest_step() is not None)
   state = fresh
   if mngr.latest_step() is not None:
     # Hyperparameters come from the config, so a resumed run may change e.g. its learning rates.
@@ -52,12 +52,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
     print(f"Resuming {workdir} from its checkpoint at step {int(state.step[0])}.", file=sys.stderr)
   start = int(state.step[0])
 
-  # ------------------------------------------------------------------------ sharded update step
-  train_step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  # ------------------------------------------------------------------------ loop
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
-
-  # ------------------------------------------------------------------------ loop
   writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
   bar = tqdm.tqdm(total=config.train.steps, initial=start, desc="train", disable=jax.process_index() != 0)
   previous = None
@@ -107,11 +104,11 @@ def step_batches(
     yield {key: np.stack([np.stack([b[key] for b in bs]) for bs in per_member]) for key in per_member[0][0]}
 
 
-def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Writes config.json; refuses a workdir whose run has a differently shaped state."""
+def write_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool) -> None:
+  """Writes config.json; refuses to resume a run whose state has other shapes."""
   path = os.path.join(workdir, "config.json")
   resolved = config_lib.to_dict(config)
-  if os.path.exists(path):
+  if resuming and os.path.exists(path):
     with open(path) as f:
       previous = json.load(f)
     diff = config_lib.architecture_mismatch(previous, resolved)
