@@ -31,21 +31,35 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.split = "train"
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | a name registered in gan_jax.models.
+  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | resnet | a name registered in gan_jax.models.
   c.model.latent_dim = 100
   c.model.g_width = 64  # Base channel / unit count of G; meaning is per model.
   c.model.d_width = 64  # Base channel / unit count of D.
   c.model.dropout = 0.3  # D dropout rate where the model has dropout (mlp_gan).
+  # D normalisation: none | batch | spectral (Miyato et al. 2018) | layer; "" = the model's own
+  # (mlp none, dcgan batch, resnet spectral). Spectral-norm vectors live in the state's d_stats.
+  c.model.d_norm = ""
+  c.model.g_spectral_norm = False  # Spectral normalisation in G too (SAGAN, Zhang et al. 2019).
+  c.model.conditional = False  # Condition G and D on the dataset's labels (class-conditional GAN).
+  # How a conditional D uses labels: projection (Miyato & Koyama 2018) | acgan (a class head trained
+  # with loss.acgan_weight, Odena et al. 2017).
+  c.model.d_conditioning = "projection"
 
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "non_saturating"  # A registered name or "package.module:function".
   c.loss.label_smoothing = 0.0  # One-sided: real targets become 1 - s (logistic losses only).
+  c.loss.acgan_weight = 0.0  # ACGAN class cross-entropy weight; > 0 needs model.d_conditioning="acgan".
 
   c.penalty = ml_collections.ConfigDict()
   c.penalty.name = "none"  # none | wgan_gp | r1 | r2 | dragan.
   c.penalty.weight = 10.0  # For r1 / r2 the penalty is mean ||grad||^2, so weight = gamma / 2.
   c.penalty.one_sided = False  # wgan_gp only: max(0, ||grad|| - 1)^2 (Petzka et al. 2018).
   c.penalty.every = 1  # Lazy regularisation: apply every k D steps with weight * k (StyleGAN2).
+
+  c.augment = ml_collections.ConfigDict()
+  # DiffAugment (Zhao et al. 2020) of real and fake before every D call: "" or comma-separated
+  # color | translation | cutout, e.g. "color,translation,cutout"; images only.
+  c.augment.policy = ""
 
   c.optim = ml_collections.ConfigDict()
   for net in ("g", "d"):

@@ -232,3 +232,15 @@ def relativistic_hinge(real_logits: jax.Array, fake_logits: jax.Array) -> LossPa
   d_loss = jnp.mean(jax.nn.relu(1.0 - real_rel)) + jnp.mean(jax.nn.relu(1.0 + fake_rel))
   g_loss = jnp.mean(jax.nn.relu(1.0 - fake_rel)) + jnp.mean(jax.nn.relu(1.0 + real_rel))
   return d_loss, g_loss
+
+
+# ---------------------------------------------------------------------------------------------- auxiliary
+
+
+def class_cross_entropy(class_logits_BC: jax.Array, labels_B: jax.Array) -> jax.Array:
+  """Per-example cross-entropy [B] of ACGAN's auxiliary classifier (Odena et al. 2017).
+
+  Per example, not averaged: the train step averages it over the global batch, as it does the logits.
+  """
+  log_probs_BC = jax.nn.log_softmax(class_logits_BC, axis=-1)
+  return -jnp.take_along_axis(log_probs_BC, labels_B[:, None].astype(jnp.int32), axis=-1)[:, 0]

@@ -1,4 +1,4 @@
-"""Sweeps: expansion, names, manifest, the local and submitit launchers on real runs, the report."""
+"""Sweeps: expansion, names, manifest, the launchers on real runs, --vectorize populations, the report."""
 
 import argparse
 import csv
@@ -20,6 +20,8 @@ from gan_jax.sweep.launch import load_sweep, resources, sync_manifest
 from gan_jax.sweep.manifest import Manifest, PointRecord
 from gan_jax.sweep.report import read_jsonl
 from gan_jax.sweep.space import name_points, point_name
+from gan_jax.sweep.vectorize import group_points
+from gan_jax.train.population import member_configs
 
 EXPERIMENT = """
 from gan_jax.config import base_config
@@ -130,6 +132,7 @@ def test_manifest_round_trips(tmp_path):
           PointRecord("seed=0", {"seed": 0}, "/d/seed=0", "done", 0, "", "t0", "t1"),
           PointRecord("seed=1", {"seed": 1, "lr": 1e-4}, "/d/seed=1", "failed", 2, "Traceback\nKeyError", "t2", "t3"),
           PointRecord("seed=2", {"seed": 2}, "/d/seed=2"),
+          PointRecord("seed=3", {"seed": 3}, "/d/g", "done", 0, group="g", member=1),
       ],
   )
   m.save(str(tmp_path))
@@ -191,18 +194,19 @@ def test_interrupted_points_stay_running_and_rerun(tmp_path, monkeypatch):
   exp = write_experiment(tmp_path, "return seeds(3)")
   out = str(tmp_path / "sweep")
   plan = load_sweep(exp)
+  jobs = lambda records: launch.make_jobs(group_points(plan.names, plan.points, plan.configs, 1), records, out)
   manifest, records = sync_manifest(plan, out)
   monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "import time; time.sleep(60)"])
   handler = signal.getsignal(signal.SIGTERM)
   threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
   with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-    launch.run_local(manifest, out, records, parallel=2)
+    launch.run_local(manifest, out, jobs(records), parallel=2)
   assert [p.status for p in Manifest.load(out).points] == ["running", "running", "pending"]
   assert signal.getsignal(signal.SIGTERM) == handler
 
   monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "print('ok')"])
   manifest, records = sync_manifest(plan, out)
-  launch.run_local(manifest, out, [r for r in records if r.status != "done"], parallel=2)
+  launch.run_local(manifest, out, jobs(records), parallel=2)
   assert [p.status for p in Manifest.load(out).points] == ["done"] * 3
   assert (tmp_path / "sweep" / "seed=0" / "train.log").read_text().count("$ ") == 2
 
@@ -275,3 +279,114 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
   assert modes_sorted == sorted(modes_sorted, reverse=True)
   assert sweep_main(["--report", str(tmp_path), "--metric", "final.d_loss"]) == 0
   assert rows_of(tmp_path / "results.csv")[0]["name"] == "lost"
+
+
+# ---------------------------------------------------------------------------------------- --vectorize
+
+
+def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, capsys):
+  exp = write_experiment(
+      tmp_path,
+      "from gan_jax.sweep import product, sweep; "
+      'return product(sweep("optim.d.lr", [1e-3, 2e-4]), seeds(2)) '
+      '+ [{"loss.name": "hinge", "seed": 0}, {"loss.name": "hinge", "seed": 1, "train.ema_decay": 0.0}] '
+      '+ [{"seed": 7, "model.g_width": 8}, {"seed": 8, "model.d_width": 8}, {"seed": 9, "population": 2}] '
+      '+ [{"loss.name": "wgan", "seed": 3}]',
+  )
+  plan = load_sweep(exp)
+  groups = group_points(plan.names, plan.points, plan.configs)
+  assert [g.members for g in groups] == [
+      tuple(plan.names[:4]), tuple(plan.names[4:6]), *((n,) for n in plan.names[6:])
+  ]
+  lrs, hinge = groups[0], groups[1]
+  assert lrs.name.startswith("base_pop4_") and hinge.name.startswith("loss.name=hinge_pop2_")
+  members = {"seed": [0, 1, 0, 1], "optim.d.lr": [1e-3, 1e-3, 2e-4, 2e-4]}
+  assert lrs.overrides == {"population": 4, "population_members": json.dumps(members)}
+  # Values are compared resolved: ema_decay 0.0 is the experiment's own, so it does not vary.
+  assert hinge.overrides == {"loss.name": "hinge", "population": 2, "population_members": '{"seed": [0, 1]}'}
+  # Widths, losses and points that are populations already train alone, under their own names and overrides.
+  assert [(g.name, g.overrides) for g in groups[2:]] == list(zip(plan.names[6:], plan.points[6:], strict=True))
+  assert not any(g.is_population for g in groups[2:])
+
+  # Each member is exactly the config its point would have trained alone with.
+  base = config_lib.load(exp)
+  for group in groups[:2]:
+    config_lib.apply_overrides(run := base.copy_and_resolve_references(), group.overrides)
+    for member, name in zip(member_configs(run), group.members, strict=True):
+      alone = config_lib.to_dict(plan.configs[plan.names.index(name)])
+      assert {**config_lib.to_dict(member), "population": 1, "population_members": ""} == alone
+
+  assert [len(g.members) for g in group_points(plan.names, plan.points, plan.configs, 3)[:3]] == [2, 2, 2]
+  assert all(len(g.members) == 1 for g in group_points(plan.names, plan.points, plan.configs, 1))
+
+  assert sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--dry-run", "--vectorize"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == f"{lrs.name}\t{json.dumps(lrs.overrides)}" and len(lines) == 5 + 3 + 4
+  assert lines[1] == '  member 0: optim.d.lr=0.001_seed=0\t{"optim.d.lr": 0.001, "seed": 0}'
+  assert not (tmp_path / "s").exists()
+  with pytest.raises(ValueError, match="--vectorize -2"):
+    sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--vectorize", "-2"])
+
+
+def test_report_reads_each_point_from_its_member_rows(tmp_path):
+  # A population of two points (rows interleaved by member, as the train loop writes them) and a lone point.
+  write_run(
+      tmp_path,
+      "g",
+      [{"step": s, "member": m, "d_loss": 10.0 * s + m, "g_loss": -m} for s in (5, 10) for m in (0, 1)],
+      [{"step": 10, "member": m, "fid": fid, "modes": 8 - m} for m, fid in ((0, 3.0), (1, 7.0), (0, 5.0), (1, 2.0))],
+  )
+  write_run(tmp_path, "seed=2", [{"step": 10, "d_loss": 1.5}], [{"step": 10, "fid": 4.0, "modes": 6}])
+  Manifest("/x/exp.py", [
+      PointRecord("seed=0", {"seed": 0}, str(tmp_path / "g"), "done", 0, group="g", member=0),
+      PointRecord("seed=1", {"seed": 1}, str(tmp_path / "g"), "done", 0, group="g", member=1),
+      PointRecord("seed=2", {"seed": 2}, str(tmp_path / "seed=2"), "done", 0),
+  ]).save(str(tmp_path))
+  sweep_main(["--report", str(tmp_path)])
+  rows = {r["name"]: r for r in rows_of(tmp_path / "results.csv")}
+  assert [r["name"] for r in rows_of(tmp_path / "results.csv")] == ["seed=1", "seed=0", "seed=2"]  # best.fid
+  assert not any("member" in col for col in rows["seed=0"])
+  assert {k: float(v) for k, v in rows["seed=0"].items() if "." in k} == {
+      "final.step": 10, "final.d_loss": 100, "final.g_loss": 0, "best.fid": 3, "best.modes": 8
+  }
+  assert {k: float(v) for k, v in rows["seed=1"].items() if "." in k} == {
+      "final.step": 10, "final.d_loss": 101, "final.g_loss": -1, "best.fid": 2, "best.modes": 7
+  }
+  (seed_row,) = rows_of(tmp_path / "results_by_seed.csv")
+  assert seed_row["seeds"] == "3" and float(seed_row["best.fid.mean"]) == 3.0
+
+
+def test_vectorized_sweep_trains_each_group_as_one_population(tmp_path, capsys, monkeypatch, train_env):
+  body = 'return [{"seed": s, "optim.d.lr": 2e-3} for s in (0, 1)] + [{"seed": s, "model.name": "no"} for s in (0, 1)]'
+  exp = write_experiment(tmp_path, body)
+  out = tmp_path / "sweep"
+  assert sweep_main(["--config", exp, "--workdir", str(out), "--vectorize", "--parallel", "2"]) == 1
+  points = Manifest.load(str(out)).points
+  good, bad = points[:2], points[2:]
+  assert [(p.status, p.member) for p in points] == [("done", 0), ("done", 1), ("failed", 0), ("failed", 1)]
+  assert good[0].group == good[1].group != bad[0].group == bad[1].group
+  assert good[0].workdir == str(out / good[0].group) and "unknown model.name 'no'" in bad[1].error
+  assert sorted(os.listdir(out)) == sorted([good[0].group, bad[0].group, "manifest.json", "results.csv", "results.md",
+                                            "results_by_seed.csv"])
+  with open(out / good[0].group / "config.json") as f:
+    assert json.load(f)["population"] == 2
+
+  rows = read_jsonl(str(out / good[0].group / "metrics.jsonl"))
+  results = {r["name"]: r for r in rows_of(out / "results.csv")}
+  for p in good:
+    final = [r for r in rows if r["member"] == p.member][-1]
+    assert final["step"] == 4
+    assert {k: float(v) for k, v in results[p.name].items() if k.startswith("final.")} == {
+        f"final.{k}": v for k, v in final.items() if k != "member"
+    }
+  assert results[good[0].name]["final.d_loss"] != results[good[1].name]["final.d_loss"]
+
+  # A re-run retries the failed group alone, as the same population in the same workdir.
+  ran = []
+  monkeypatch.setattr(launch, "train_command", lambda _, job: ran.append(job) or [sys.executable, "-c", "exit(3)"])
+  log = (out / good[0].group / "train.log").read_text()
+  assert sweep_main(["--config", exp, "--workdir", str(out), "--vectorize"]) == 1
+  assert [(j.workdir, j.overrides["population"]) for j in ran] == [(bad[0].workdir, 2)]
+  assert (out / good[0].group / "train.log").read_text() == log
+  assert "4 points, 2 done already, running 2 as 1 runs" in capsys.readouterr().err
+  assert Manifest.load(str(out)).points[:2] == good

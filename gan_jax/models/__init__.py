@@ -2,7 +2,11 @@
 
 A model family is a function `(model_config, info) -> (generator, discriminator)` of Flax Linen
 modules, registered with `@register(name)`. Both modules take `train: bool`; the generator maps
-`z_BZ` (and `labels_B`) to data in [-1, 1], the discriminator maps data to `logits_B`.
+`z_BZ` (and `labels_B`) to data in [-1, 1], the discriminator maps data (and `labels_B`) to `logits_B`.
+
+Conditional models (`model.conditional`) take int32 `labels_B`; a conditional generator has a
+`num_classes` field, which the train step reads to draw fake labels. A discriminator with an ACGAN
+class head (`model.d_conditioning = "acgan"`) returns `(logits_B, class_logits_BC)`.
 """
 
 from __future__ import annotations
@@ -36,4 +40,23 @@ def get(model_config: ml_collections.ConfigDict, info: DatasetInfo) -> tuple[nn.
   return _FAMILIES[model_config.name](model_config, info)
 
 
-from gan_jax.models import dcgan, mlp  # noqa: E402,F401  (registration)
+D_CONDITIONINGS = ("projection", "acgan")
+
+
+def conditioning_classes(model_config: ml_collections.ConfigDict, info: DatasetInfo) -> int:
+  """How many classes the models condition on: 0 for an unconditional pair."""
+  if model_config.d_conditioning not in D_CONDITIONINGS:
+    raise ValueError(f"model.d_conditioning={model_config.d_conditioning!r}: expected one of {D_CONDITIONINGS}")
+  if not model_config.conditional:
+    return 0
+  if not info.num_classes:
+    raise ValueError(f"model.conditional=True needs class labels; data.name={info.name!r} has none")
+  return info.num_classes
+
+
+def generator_classes(generator: nn.Module) -> int:
+  """The classes a generator is conditioned on; 0 for unconditional ones (and models without the field)."""
+  return getattr(generator, "num_classes", 0)
+
+
+from gan_jax.models import dcgan, mlp, resnet  # noqa: E402,F401  (registration)

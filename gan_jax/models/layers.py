@@ -1,6 +1,8 @@
-"""Layers whose randomness is keyed by global example index (see gan_jax.parallel)."""
+"""Shared layers: example-keyed randomness (see gan_jax.parallel), normalisation choice, class conditioning."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -30,3 +32,109 @@ class ExampleDropout(nn.Module):
 def batch_norm(train: bool, momentum: float = 0.9) -> nn.BatchNorm:
   """Batch norm over the *global* batch: statistics are averaged over the data axis."""
   return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=parallel.AXIS if train else None)
+
+
+# The collection holding spectral normalisation's power-iteration state (u and the sigma it gives).
+SPECTRAL = "spectral"
+D_NORMS = ("none", "batch", "spectral", "layer")
+
+
+def check_norm(norm: str) -> None:
+  if norm not in D_NORMS:
+    raise ValueError(f"model.d_norm={norm!r}: expected one of {D_NORMS}")
+
+
+def normed(norm: str, layer: nn.Module, train: bool, *, post_norm: bool = True) -> Callable[[jax.Array], jax.Array]:
+  """`layer` under normalisation `norm`, as a function of the layer's input.
+
+  spectral divides every weight matrix of the layer by its largest singular value (Miyato et al. 2018),
+  estimated by one power-iteration step per train-mode call from the u kept in the SPECTRAL collection;
+  parameter paths stay those of the bare layer. batch / layer normalise the layer's output, and only where
+  `post_norm` (DCGAN leaves D's input and logit layers unnormalised); layer norm is over every non-batch
+  axis, the critic of Gulrajani et al. 2017. Create this inside the caller's compact method: the layer and
+  any norm module are named in the caller's scope, so "none" leaves an existing model's names untouched.
+
+  No cross-device synchronisation of u is needed: its update reads only the weights and the previous u,
+  both replicated, so every device computes the same new u.
+  """
+  check_norm(norm)
+  if norm == "spectral":
+    sn = nn.SpectralNorm(layer, collection_name=SPECTRAL)
+    return lambda x: sn(x, update_stats=train)
+  if norm == "none" or not post_norm:
+    return layer
+  if norm == "batch":
+    bn = batch_norm(train)
+    return lambda x: bn(layer(x))
+
+  def layer_normed(x: jax.Array) -> jax.Array:
+    y = layer(x)
+    return nn.LayerNorm(reduction_axes=tuple(range(1, y.ndim)))(y)
+
+  return layer_normed
+
+
+def class_labels(labels_B: jax.Array | None, batch: int, num_classes: int) -> jax.Array:
+  """The given labels, or the classes in turn (0, 1, ..., C-1, 0, ...) for calls that give none.
+
+  Initialisation and unlabelled sampling (training grids, evaluation) then see every class equally.
+  """
+  if labels_B is None:
+    return jnp.arange(batch, dtype=jnp.int32) % num_classes
+  return labels_B.astype(jnp.int32)
+
+
+class ConditionalBatchNorm(nn.Module):
+  """Batch norm whose gain and bias are looked up per class (de Vries et al. 2017; Miyato & Koyama 2018).
+
+  With num_classes = 0 it is the plain global-batch norm of `batch_norm`.
+  """
+
+  num_classes: int = 0
+
+  @nn.compact
+  def __call__(self, x_BF: jax.Array, labels_B: jax.Array | None, *, train: bool) -> jax.Array:
+    if not self.num_classes:
+      return batch_norm(train)(x_BF)
+    bn = nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        use_scale=False,
+        use_bias=False,
+        axis_name=parallel.AXIS if train else None,
+    )
+    y_BF = bn(x_BF)
+    labels_B = class_labels(labels_B, x_BF.shape[0], self.num_classes)
+    features = x_BF.shape[-1]
+    gain_BF = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones, name="gain")(labels_B)
+    bias_BF = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros, name="bias")(labels_B)
+    expand = (slice(None),) + (None,) * (x_BF.ndim - 2) + (slice(None),)
+    return y_BF * gain_BF[expand] + bias_BF[expand]
+
+
+def discriminator_head(
+    h_BF: jax.Array,
+    labels_B: jax.Array | None,
+    *,
+    num_classes: int,
+    conditioning: str,
+    norm: str,
+    train: bool,
+    kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+  """D's output from its features φ(x): logits_B, or (logits_B, class_logits_BC) for ACGAN.
+
+  Unconditional: ψ(φ). projection: ψ(φ) + <embed(y), φ> (Miyato & Koyama 2018). acgan: ψ(φ) and a class
+  head beside it (Odena et al. 2017), so the adversarial logit keeps the loss contract. Call it inside the
+  caller's compact method (names stay in its scope); weights take `norm`'s spectral normalisation.
+  """
+  logits_B = normed(norm, nn.Dense(1, kernel_init=kernel_init), train, post_norm=False)(h_BF)[:, 0]
+  if not num_classes:
+    return logits_B
+  if conditioning == "acgan":
+    return logits_B, normed(norm, nn.Dense(num_classes, kernel_init=kernel_init), train, post_norm=False)(h_BF)
+  if conditioning != "projection":
+    raise ValueError(f"model.d_conditioning={conditioning!r}: expected 'projection' or 'acgan'")
+  embed = nn.Embed(num_classes, h_BF.shape[-1], embedding_init=nn.initializers.xavier_uniform())
+  embed_BF = normed(norm, embed, train, post_norm=False)(class_labels(labels_B, h_BF.shape[0], num_classes))
+  return logits_B + jnp.sum(embed_BF * h_BF, axis=-1)

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models import register
-from gan_jax.models.layers import ExampleDropout, batch_norm
+from gan_jax.models import conditioning_classes, register
+from gan_jax.models.layers import ExampleDropout, batch_norm, check_norm, class_labels, discriminator_head, normed
 
 
 class MLPGenerator(nn.Module):
@@ -17,16 +17,22 @@ class MLPGenerator(nn.Module):
   activation: str = "leaky_relu"  # leaky_relu (tutorial GAN) | relu
   batch_norm: bool = False
   tanh: bool = True  # images live in [-1, 1]; 2D points do not
+  num_classes: int = 0  # > 0: conditional on a one-hot label concatenated to z (Mirza & Osindero 2014)
+  spectral_norm: bool = False  # on every layer, as in SAGAN's generator (Zhang et al. 2019)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
     h = z_BZ
+    if self.num_classes:
+      labels_B = class_labels(labels_B, z_BZ.shape[0], self.num_classes)
+      h = jnp.concatenate([z_BZ, jax.nn.one_hot(labels_B, self.num_classes, dtype=z_BZ.dtype)], axis=-1)
+    norm = "spectral" if self.spectral_norm else "none"
     for w in self.widths:
-      h = nn.Dense(w)(h)
+      h = normed(norm, nn.Dense(w), train, post_norm=False)(h)
       if self.batch_norm:
         h = batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2) if self.activation == "leaky_relu" else nn.relu(h)
-    h = nn.Dense(int(np.prod(self.out_shape)))(h)
+    h = normed(norm, nn.Dense(int(np.prod(self.out_shape))), train, post_norm=False)(h)
     h = jnp.tanh(h) if self.tanh else h
     return h.reshape((z_BZ.shape[0], *self.out_shape))
 
@@ -34,30 +40,49 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
   widths: tuple[int, ...]
   dropout: float = 0.0
+  norm: str = "none"  # layers.D_NORMS; batch / layer norm follow every hidden layer
+  num_classes: int = 0  # > 0: conditional, as `conditioning` says (layers.discriminator_head)
+  conditioning: str = "projection"
 
   @nn.compact
-  def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     h = x.reshape((x.shape[0], -1))
     for w in self.widths:
-      h = nn.leaky_relu(nn.Dense(w)(h), 0.2)
+      h = nn.leaky_relu(normed(self.norm, nn.Dense(w), train)(h), 0.2)
       h = ExampleDropout(self.dropout)(h, train=train)
-    return nn.Dense(1)(h)[:, 0]
+    return discriminator_head(
+        h, labels_B, num_classes=self.num_classes, conditioning=self.conditioning, norm=self.norm, train=train
+    )
+
+
+def _discriminator(cfg, info, widths: tuple[int, ...], dropout: float) -> MLPDiscriminator:
+  norm = cfg.d_norm or "none"
+  check_norm(norm)
+  classes = conditioning_classes(cfg, info)
+  return MLPDiscriminator(widths, dropout, norm=norm, num_classes=classes, conditioning=cfg.d_conditioning)
 
 
 @register("mlp_gan")
 def mlp_gan(cfg, info):
   """G z->w->2w->4w->image (LeakyReLU 0.2, tanh); D image->4w->2w->w->1 with dropout. w = 256."""
   w_g, w_d = cfg.g_width, cfg.d_width
+  classes = conditioning_classes(cfg, info)
   return (
-      MLPGenerator((w_g, 2 * w_g, 4 * w_g), info.shape),
-      MLPDiscriminator((4 * w_d, 2 * w_d, w_d), dropout=cfg.dropout),
+      MLPGenerator((w_g, 2 * w_g, 4 * w_g), info.shape, num_classes=classes, spectral_norm=cfg.g_spectral_norm),
+      _discriminator(cfg, info, (4 * w_d, 2 * w_d, w_d), cfg.dropout),
   )
 
 
 @register("mlp2d")
 def mlp2d(cfg, info):
   """Three hidden layers each side; G with ReLU and no output squashing, D with LeakyReLU."""
-  return (
-      MLPGenerator((cfg.g_width,) * 3, info.shape, activation="relu", tanh=False),
-      MLPDiscriminator((cfg.d_width,) * 3),
+  classes = conditioning_classes(cfg, info)
+  generator = MLPGenerator(
+      (cfg.g_width,) * 3,
+      info.shape,
+      activation="relu",
+      tanh=False,
+      num_classes=classes,
+      spectral_norm=cfg.g_spectral_norm,
   )
+  return generator, _discriminator(cfg, info, (cfg.d_width,) * 3, 0.0)

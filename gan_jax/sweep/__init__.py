@@ -11,15 +11,18 @@
 
 Each point trains in DIR/NAME (e.g. runs/ring8_losses/loss.name=hinge_seed=1); DIR/manifest.json
 tracks them, so running the same command again retries only the points that are not done.
+
+With --vectorize, points that differ only in the seed and the float hyperparameters (optim.g.lr,
+optim.d.lr, penalty.weight, train.ema_decay) train together as one population run in DIR/GROUP
+(gan_jax.sweep.vectorize); the manifest and the report still list every point.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from gan_jax.sweep import launch, report
+from gan_jax.sweep import launch, report, vectorize
 from gan_jax.sweep.space import (
     choice,
     log_uniform,
@@ -69,7 +72,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
       default="local",
       help="local processes, a SLURM array job, or submitit's local executor",
   )
-  p.add_argument("--dry-run", action="store_true", help="print each point's name and overrides, run nothing")
+  p.add_argument(
+      "--vectorize",
+      nargs="?",
+      type=int,
+      const=0,
+      default=1,
+      metavar="MAX",
+      help="train points that differ only in seed and float hyperparameters as one population run per group "
+      "(of at most MAX members)",
+  )
+  p.add_argument(
+      "--dry-run", action="store_true", help="print each run's name and overrides (and its points), run nothing"
+  )
   p.add_argument("--report", metavar="DIR", help="only (re)write DIR/results.{csv,md} of an existing sweep")
   p.add_argument("--metric", help="sort the results by this metric (default: fid, else modes)")
   return p
@@ -86,21 +101,32 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError("expected --config FILE.py and --workdir DIR (or --report DIR)")
   if args.parallel is not None and args.parallel < 1:
     raise ValueError(f"--parallel {args.parallel}: expected at least 1")
+  if args.vectorize < 0:
+    raise ValueError(f"--vectorize {args.vectorize}: expected at most MAX >= 1 members per population, or no MAX")
+  max_members = args.vectorize or None  # 1 without --vectorize: every point alone.
 
   plan = launch.load_sweep(args.config)
+  configs = dict(zip(plan.names, plan.configs, strict=True))
   if args.dry_run:
-    for name, point in zip(plan.names, plan.points, strict=True):
-      print(f"{name}\t{json.dumps(point)}")
+    groups = vectorize.group_points(plan.names, plan.points, plan.configs, max_members)
+    print(vectorize.describe(groups, dict(zip(plan.names, plan.points, strict=True))), end="")
     return 0
 
   manifest, records = launch.sync_manifest(plan, args.workdir)
   todo = [r for r in records if r.status != "done"]
-  print(f"sweep: {len(records)} points, {len(records) - len(todo)} done already, running {len(todo)}", file=sys.stderr)
+  # Only the points still to run are grouped, so points done earlier (alone or not) are never retrained.
+  groups = vectorize.group_points(
+      [r.name for r in todo], [r.overrides for r in todo], [configs[r.name] for r in todo], max_members
+  )
+  jobs = launch.make_jobs(groups, todo, args.workdir)
+  manifest.save(args.workdir)
+  runs = f" as {len(jobs)} runs" if len(jobs) != len(todo) else ""
+  done = len(records) - len(todo)
+  print(f"sweep: {len(records)} points, {done} done already, running {len(todo)}{runs}", file=sys.stderr)
   if args.launcher == "local":
-    launch.run_local(manifest, args.workdir, todo, args.parallel or launch.default_parallel())
+    launch.run_local(manifest, args.workdir, jobs, args.parallel or launch.default_parallel())
   else:
-    configs = dict(zip(plan.names, plan.configs, strict=True))
-    launch.run_submitit(manifest, args.workdir, todo, configs, launch.CLUSTERS[args.launcher], args.parallel)
+    launch.run_submitit(manifest, args.workdir, jobs, configs, launch.CLUSTERS[args.launcher], args.parallel)
   print(report.write_report(args.workdir, args.metric), end="")
   failed = [r.name for r in records if r.status == "failed"]
   if failed:

@@ -1,8 +1,9 @@
 """Running a sweep's points: each one `gan-jax train` process, locally or as a submitit array job.
 
-Every point trains in `DIR/NAME` with its output appended to `DIR/NAME/train.log`; the parent
-alone writes `DIR/manifest.json`. Points already done are skipped; the rest are (re)started, and
-`gan-jax train` resumes from a checkpoint in the workdir when there is one.
+Every point trains in `DIR/NAME` (with `--vectorize`, a population of points in `DIR/GROUP`) with
+its output appended to `train.log` there; the parent alone writes `DIR/manifest.json`. Points already
+done are skipped; the rest are (re)started, and `gan-jax train` resumes from a checkpoint in the
+workdir when there is one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import submitit
 from gan_jax import config as config_lib
 from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
 from gan_jax.sweep.space import Point, check_points, name_points
+from gan_jax.sweep.vectorize import Group
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
@@ -84,10 +86,33 @@ def sync_manifest(sweep: Sweep, directory: str) -> tuple[Manifest, list[PointRec
   return manifest, records
 
 
-def train_command(config: str, record: PointRecord) -> list[str]:
-  """`python -m gan_jax train` with the point's overrides; strings verbatim, others as literals."""
-  overrides = [f"--config.{k}={v if isinstance(v, str) else repr(v)}" for k, v in record.overrides.items()]
-  return [sys.executable, "-m", "gan_jax", "train", "--config", config, "--workdir", record.workdir, *overrides]
+@dataclasses.dataclass
+class Job:
+  """One `gan-jax train` process and the points it trains; they share its outcome."""
+
+  overrides: Point
+  workdir: str
+  records: list[PointRecord]
+
+
+def make_jobs(groups: Sequence[Group], records: Sequence[PointRecord], directory: str) -> list[Job]:
+  """A job per group, with each of its records pointed at the workdir (and member) that trains it."""
+  by_name = {r.name: r for r in records}
+  jobs = []
+  for group in groups:
+    workdir = os.path.join(os.path.abspath(directory), group.name)
+    members = [by_name[n] for n in group.members]
+    for m, record in enumerate(members):
+      record.workdir = workdir
+      record.group, record.member = (group.name, m) if group.is_population else (None, None)
+    jobs.append(Job(group.overrides, workdir, members))
+  return jobs
+
+
+def train_command(config: str, job: Job) -> list[str]:
+  """`python -m gan_jax train` with the job's overrides; strings verbatim, others as literals."""
+  overrides = [f"--config.{k}={v if isinstance(v, str) else repr(v)}" for k, v in job.overrides.items()]
+  return [sys.executable, "-m", "gan_jax", "train", "--config", config, "--workdir", job.workdir, *overrides]
 
 
 def log_tail(path: str, offset: int = 0, lines: int = ERROR_LINES) -> str:
@@ -167,40 +192,43 @@ def child_env(parallel: int) -> dict[str, str]:
 
 def _log_status(record: PointRecord) -> None:
   last = record.error.splitlines()[-1:] if record.status == "failed" else []
-  print(f"sweep: {record.status:<7} {record.name}" + "".join(f": {line}" for line in last), file=sys.stderr)
+  where = f" (member {record.member} of {record.group})" if record.group else ""
+  print(f"sweep: {record.status:<7} {record.name}{where}" + "".join(f": {line}" for line in last), file=sys.stderr)
 
 
 def _interrupt(signum: int, _frame) -> None:
   raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
-def run_local(manifest: Manifest, directory: str, records: Sequence[PointRecord], parallel: int) -> None:
-  """Runs `records` as `parallel` processes at a time.
+def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel: int) -> None:
+  """Runs `jobs` as `parallel` processes at a time.
 
   Interrupted (Ctrl-C, or SIGTERM from a job scheduler), it stops its runs and leaves them marked
   running, for the next invocation to resume.
   """
   env = child_env(parallel)
-  queue, running = list(records), []
+  queue, running = list(jobs), []
   previous = signal.signal(signal.SIGTERM, _interrupt)
   try:
     while queue or running:
       while queue and len(running) < parallel:
-        record = queue.pop(0)
-        proc = TrainProcess(train_command(manifest.config, record), record.workdir, env)
-        record.start(proc.start_time)
+        job = queue.pop(0)
+        proc = TrainProcess(train_command(manifest.config, job), job.workdir, env)
+        for record in job.records:
+          record.start(proc.start_time)
+          _log_status(record)
         manifest.save(directory)
-        _log_status(record)
-        running.append((record, proc))
+        running.append((job, proc))
       still = []
-      for record, proc in running:
+      for job, proc in running:
         outcome = proc.poll()
         if outcome is None:
-          still.append((record, proc))
+          still.append((job, proc))
           continue
-        record.finish(outcome)
+        for record in job.records:
+          record.finish(outcome)
+          _log_status(record)
         manifest.save(directory)
-        _log_status(record)
       running = still
       if running:
         time.sleep(0.2)
@@ -226,7 +254,7 @@ class _SubmititPoint(submitit.helpers.Checkpointable):
 def run_submitit(
     manifest: Manifest,
     directory: str,
-    records: Sequence[PointRecord],
+    jobs: Sequence[Job],
     configs: Mapping[str, ml_collections.ConfigDict],
     cluster: str,
     parallel: int | None,
@@ -236,12 +264,13 @@ def run_submitit(
   `cluster` is "slurm", or "local" for submitit's LocalExecutor (tests, machines without SLURM).
   """
   executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
-  groups: dict[tuple, list[PointRecord]] = {}
-  for record in records:
-    groups.setdefault(tuple(resources(configs[record.name]).items()), []).append(record)
-  jobs, finished = [], set()
+  by_resources: dict[tuple, list[Job]] = {}
+  for job in jobs:
+    # A population's points agree on every key but the per-member ones, `slurm.*` included.
+    by_resources.setdefault(tuple(resources(configs[job.records[0].name]).items()), []).append(job)
+  submitted_jobs, finished = [], set()
   try:
-    for key, group in groups.items():
+    for key, group in by_resources.items():
       res = dict(key)
       partition = res.pop("partition")
       executor.update_parameters(
@@ -252,26 +281,27 @@ def run_submitit(
           **({"slurm_array_parallelism": parallel} if parallel else {}),
       )
       submitted = executor.map_array(
-          _SubmititPoint(), [train_command(manifest.config, r) for r in group], [r.workdir for r in group]
+          _SubmititPoint(), [train_command(manifest.config, j) for j in group], [j.workdir for j in group]
       )
-      for record, job in zip(group, submitted, strict=True):
-        record.start(now(), job_id=job.job_id)
-        _log_status(record)
-        jobs.append((job, record))
+      for job, handle in zip(group, submitted, strict=True):
+        for record in job.records:
+          record.start(now(), job_id=handle.job_id)
+          _log_status(record)
+        submitted_jobs.append((handle, job))
     manifest.save(directory)
-    by_id = {job.job_id: record for job, record in jobs}
+    by_id = {handle.job_id: job for handle, job in submitted_jobs}
     poll_s = 1 if cluster == "local" else 30
-    for job in submitit.helpers.as_completed([j for j, _ in jobs], poll_frequency=poll_s):
-      record = by_id[job.job_id]
+    for handle in submitit.helpers.as_completed([h for h, _ in submitted_jobs], poll_frequency=poll_s):
       try:
-        outcome = job.result()
+        outcome = handle.result()
       except Exception as e:  # The job itself died (time limit, node failure, out of memory).
         outcome = {"returncode": None, "error": "\n".join(str(e).splitlines()[-ERROR_LINES:])}
-      record.finish(outcome)
-      finished.add(job.job_id)
+      for record in by_id[handle.job_id].records:
+        record.finish(outcome)
+        _log_status(record)
+      finished.add(handle.job_id)
       manifest.save(directory)
-      _log_status(record)
   finally:
-    for job, _ in jobs:
-      if job.job_id not in finished:
-        job.cancel(check=False)
+    for handle, _ in submitted_jobs:
+      if handle.job_id not in finished:
+        handle.cancel(check=False)

@@ -27,6 +27,8 @@ class PointRecord:
   start_time: str | None = None
   end_time: str | None = None
   job_id: str | None = None  # SLURM / submitit job, for finding its logs.
+  group: str | None = None  # With `--vectorize`: the population run (DIR/GROUP) that trains this point...
+  member: int | None = None  # ...as this member; both None for a point trained alone in DIR/NAME.
 
   def __post_init__(self):
     if self.status not in STATUSES:

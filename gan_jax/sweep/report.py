@@ -1,8 +1,9 @@
 """A sweep's results table: DIR/results.csv, DIR/results.md and DIR/results_by_seed.csv.
 
 Per point: its overrides, status, `final.*` (the last line of metrics.jsonl) and `best.*` (the
-best value of each metric over eval.jsonl). Seed aggregation groups points whose overrides differ
-only in `seed` and gives mean ± sample std (ddof=1) over the done ones.
+best value of each metric over eval.jsonl); a point trained as member m of a population (`sweep
+--vectorize`) reads the rows tagged `"member": m` in its group's files. Seed aggregation groups
+points whose overrides differ only in `seed` and gives mean ± sample std (ddof=1) over the done ones.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ def _number(v: Any) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
-def point_row(directory: str, name: str) -> dict[str, float]:
-  """`final.*` and `best.*` metrics of the run in DIR/NAME."""
+def point_row(directory: str, name: str, member: int | None = None) -> dict[str, float]:
+  """`final.*` and `best.*` metrics of the run in DIR/NAME, or of its population's `member`."""
+
+  def rows(filename: str) -> list[dict]:
+    found = read_jsonl(os.path.join(directory, name, filename))
+    # Untagged rows of a population are member 0's, as `gan-jax curves` reads them.
+    return found if member is None else [r for r in found if r.get("member", 0) == member]
+
   row = {}
-  metrics = read_jsonl(os.path.join(directory, name, "metrics.jsonl"))
+  metrics = rows("metrics.jsonl")
   if metrics:
-    row.update({f"final.{k}": v for k, v in metrics[-1].items() if _number(v)})
-  evals = read_jsonl(os.path.join(directory, name, "eval.jsonl"))
-  for key in dict.fromkeys(k for e in evals for k in e if k != "step"):
+    row.update({f"final.{k}": v for k, v in metrics[-1].items() if k != "member" and _number(v)})
+  evals = rows("eval.jsonl")
+  for key in dict.fromkeys(k for e in evals for k in e if k not in ("step", "member")):
     values = [e[key] for e in evals if _number(e.get(key))]
     if values:
       row[f"best.{key}"] = max(values) if direction(key) == "max" else min(values)
@@ -69,7 +76,8 @@ def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
   """(override keys, metric columns, one row per manifest point in manifest order)."""
   manifest = Manifest.load(directory)
   rows = [
-      {"name": r.name, "status": r.status, **r.overrides, **point_row(directory, r.name)} for r in manifest.points
+      {"name": r.name, "status": r.status, **r.overrides, **point_row(directory, r.group or r.name, r.member)}
+      for r in manifest.points
   ]
   keys = list(dict.fromkeys(k for r in manifest.points for k in r.overrides))
   metric_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("final.")))

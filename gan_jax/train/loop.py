@@ -56,7 +56,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
   writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
-  bar = tqdm.tqdm(total=config.train.steps, initial=start, desc="train", disable=jax.process_index() != 0)
+  bar = tqdm.tqdm(
+      total=config.train.steps,
+      initial=start,
+      desc="train",
+      disable=jax.process_index() != 0,
+      mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
+  )
   previous = None
   try:
     for step in range(start + 1, config.train.steps + 1):
