@@ -13,13 +13,31 @@ import jax
 import orbax.checkpoint as ocp
 
 
-def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True, create=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
+def manager(
+    workdir: str,
+    keep: int,
+    folder: str = "checkpoints",
+    best_metric: str | None = None,
+    best_mode: str = "min",
+) -> ocp.CheckpointManager:
+  """The latest `keep` checkpoints, or with `best_metric` the best `keep` by that metric."""
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep,
+      enable_async_checkpointing=True,
+      create=True,
+      best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
+      best_mode=best_mode,
+      keep_checkpoints_without_metrics=not best_metric,
+  )
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), folder), options=options)
+
+
+def save_args(state: Any) -> ocp.args.CheckpointArgs:
+  return ocp.args.StandardSave(state)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any) -> None:
-  mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+  mngr.save(step, args=save_args(state), force=True)
 
 
 def restore(mngr: ocp.CheckpointManager, like: Any, step: int | None = None) -> Any:

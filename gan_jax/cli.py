@@ -1,4 +1,4 @@
-"""`gan-jax` (and `python -m gan_jax`): train, sample, sweep, curves, gif."""
+"""`gan-jax` (and `python -m gan_jax`): train, sample, eval, sweep, curves, gif."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+  from gan_jax import evaluate
   from gan_jax import sweep as sweep_lib
 
   parser = argparse.ArgumentParser(prog="gan-jax", description=__doc__)
@@ -46,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
   p.add_argument("--member", type=int, default=0, help="which member of a population run")
+  p.add_argument(
+      "--labels", help="conditional runs: classes of the samples, 'all' (in turn, the default) or e.g. 0,1,2 (repeated)"
+  )
   p.set_defaults(run=_sample)
 
+  evaluate.add_eval_parser(sub).set_defaults(run=lambda args, _: evaluate.run_eval(args))
   sweep_lib.add_parser(sub).set_defaults(run=lambda args, _: sweep_lib.run(args))
 
   p = sub.add_parser("curves", help="plot runs' curves; --reference checks them, --export writes a reference")
@@ -89,15 +94,20 @@ def _train(args, overrides) -> int:
 
 
 def _sample(args, _) -> int:
-  from gan_jax import inference
+  from gan_jax import inference, models
   from gan_jax.train.writers import to_uint8
 
   run = inference.load_run(args.workdir)
-  x = inference.generate(run, args.num, seed=args.seed, ema=not args.no_ema, member=args.member)
+  num_classes = models.generator_classes(run.gan.generator)
+  labels_N = None
+  if args.labels or num_classes:  # a conditional run's samples always come with their labels
+    labels_N = inference.sample_labels(args.labels or "all", args.num, num_classes)
+  x = inference.generate(run, args.num, seed=args.seed, ema=not args.no_ema, member=args.member, labels_N=labels_N)
+  extra = {} if labels_N is None else {"labels": labels_N}
   if run.info.kind == "images":
-    np.savez(args.out, images=to_uint8(x))
+    np.savez(args.out, images=to_uint8(x), **extra)
   else:
-    np.savez(args.out, points=x.astype(np.float32))
+    np.savez(args.out, points=x.astype(np.float32), **extra)
   print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step[0])}) to {args.out}")
   return 0
 

@@ -88,7 +88,16 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 1000
-  c.checkpoint.keep = 3
+  c.checkpoint.keep = 3  # The latest N checkpoints, in checkpoints/.
+  c.checkpoint.keep_best = 2  # The best N by eval.best_metric, in checkpoints_best/ (after evaluations).
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 0  # Evaluate every N steps (0: only at the end); results go to eval.jsonl with their protocol.
+  c.eval.final = True  # Evaluate at the end of the run.
+  c.eval.num_samples = 0  # 0: the protocol's default, 10,000 images or 2,500 points (PacGAN).
+  c.eval.feature_net = "fashion_mnist"  # fashion_mnist (shipped classifier) | inception (weights file needed).
+  c.eval.inception_weights = ""  # Converted InceptionV3 .npz; "" = $GAN_JAX_INCEPTION_WEIGHTS.
+  c.eval.best_metric = ""  # "": fid for images, modes for 2D data; picks checkpoints_best/.
 
   c.population = 1  # >1 trains that many independent members in one program (jax.vmap).
   # JSON {"dotted.key": [one value per member]} for the seed and float hyperparameters

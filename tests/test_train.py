@@ -38,6 +38,7 @@ def image_config(idx_dir, tfds_dir, model="dcgan", **overrides):
   c.model.name = model
   c.model.latent_dim = 8
   c.model.g_width = c.model.d_width = 8 if model == "dcgan" else 4
+  c.eval.final = False  # image evaluation has its own tests
   return c
 
 
@@ -202,3 +203,14 @@ def test_rejected_config_leaves_the_workdir_untouched(tmp_path):
     loop.train_and_evaluate(ring_config(**{"data.name": "ring9"}), str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run" / "config.json")
   loop.train_and_evaluate(ring_config(**{"train.steps": 1}), str(tmp_path / "run"))  # the fixed config runs
+
+
+def test_evaluation_during_training_and_best_checkpoints(tmp_path):
+  wd = str(tmp_path / "run")
+  loop.train_and_evaluate(ring_config(**{"eval.every": 2, "checkpoint.keep_best": 1}), wd)
+  rows = read_jsonl(os.path.join(wd, "eval.jsonl"))
+  assert [r["step"] for r in rows] == [2, 4, 6]
+  assert all({"modes", "high_quality", "reverse_kl"} <= r.keys() for r in rows)
+  assert rows[-1]["protocol"]["generated_count"] == 2500 and rows[-1]["protocol"]["step"] == 6
+  (kept,) = os.listdir(os.path.join(wd, "checkpoints_best"))
+  assert {r["step"]: r["modes"] for r in rows}[int(kept)] == max(r["modes"] for r in rows)

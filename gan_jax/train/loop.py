@@ -14,8 +14,9 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from gan_jax import checkpoint, data, parallel
+from gan_jax import checkpoint, data, evaluate, parallel
 from gan_jax import config as config_lib
+from gan_jax import metrics as metrics_lib
 from gan_jax.data import synthetic
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
@@ -55,6 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   # ------------------------------------------------------------------------ loop
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
+  evaluator = Evaluator(gan, config, info, workdir)
   writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
   bar = tqdm.tqdm(
       total=config.train.steps,
@@ -80,11 +82,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
         sampler.save(state, workdir, step)
       if step % config.checkpoint.every == 0 or step == config.train.steps:
         checkpoint.save(mngr, step, state)
+      if (config.eval.every and step % config.eval.every == 0) or (step == config.train.steps and config.eval.final):
+        evaluator.run(state, step)
   finally:
     bar.close()
     writer.close()
     mngr.wait_until_finished()
     mngr.close()
+    evaluator.close()
+  evaluator.summarize()
   return state
 
 
@@ -145,3 +151,72 @@ class Sampler:
     member = jax.tree.map(lambda a: a[0], (state.ema_params, state.g_stats))
     samples = np.asarray(self._generate(*member, jnp.asarray(self.z_NZ)))
     save_samples(os.path.join(workdir, "samples", f"step_{step:07d}.png"), samples, self.kind, self.reference)
+
+
+class Evaluator:
+  """Scores every member's EMA generator under the evaluation protocol; keeps the best checkpoints.
+
+  Records go to eval.jsonl (with `member` in populations); checkpoints_best/ keeps the
+  `checkpoint.keep_best` best states by `eval.best_metric`, averaged over the members.
+  """
+
+  def __init__(self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str):
+    self.gan, self.config, self.workdir = gan, config, workdir
+    self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
+    self.direction = metrics_lib.direction(self.metric)
+    self._generate = jax.jit(gan.generate)
+    self.best: dict | None = None
+    self.last: list[dict] = []
+    self._best_mngr = None
+    if config.checkpoint.keep_best:
+      self._best_mngr = checkpoint.manager(
+          workdir, config.checkpoint.keep_best, folder="checkpoints_best", best_metric=self.metric,
+          best_mode=self.direction,
+      )
+
+  def run(self, state: GANState, step: int) -> None:
+    records = []
+    for m in range(self.config.population):
+      params, stats = jax.tree.map(lambda a, m=m: a[m], (state.ema_params, state.g_stats))
+      generate_fn = evaluate.noise_sampler(
+          lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
+          self.gan.latent_dim,
+          seed=self.config.seed,
+      )
+      result = evaluate.evaluate(
+          generate_fn,
+          self.config,
+          num_samples=self.config.eval.num_samples or None,
+          feature_net=self.config.eval.feature_net,
+          inception_weights=self.config.eval.inception_weights,
+          seed=self.config.seed,
+          ema=True,
+          step=step,
+      )
+      records.append({"step": step, **({"member": m} if self.config.population > 1 else {}), **result})
+    if jax.process_index() == 0:
+      for r in records:
+        evaluate.append_record(self.workdir, r)
+    self.last = records
+    score = float(np.mean([r[self.metric] for r in records])) if self.metric in records[0] else None
+    if score is not None and (self.best is None or self._better(score, self.best["score"])):
+      self.best = {"step": step, "score": score}
+    if self._best_mngr is not None and score is not None:
+      self._best_mngr.save(step, args=checkpoint.save_args(state), metrics={self.metric: score}, force=True)
+
+  def _better(self, a: float, b: float) -> bool:
+    return a > b if self.direction == "max" else a < b
+
+  def summarize(self) -> None:
+    if not self.last or jax.process_index() != 0:
+      return
+    final = {k: v for k, v in self.last[0].items() if k not in ("protocol", "member") and isinstance(v, float | int)}
+    print(f"final evaluation (member 0): {json.dumps(final)}", file=sys.stderr)
+    if self.best is not None:
+      best = f"{self.best['score']:.4g} at step {self.best['step']}"
+      print(f"best {self.metric} (mean over members): {best}", file=sys.stderr)
+
+  def close(self) -> None:
+    if self._best_mngr is not None:
+      self._best_mngr.wait_until_finished()
+      self._best_mngr.close()
