@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -18,7 +17,6 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
-  logging.basicConfig(level=logging.INFO, format="%(message)s")
   enable_compilation_cache()
   try:
     return args.run(args, overrides)

@@ -187,6 +187,26 @@ def _coerce(key: str, text: str, current: Any) -> Any:
   return value
 
 
+def from_dict(resolved: Mapping[str, Any]) -> ml_collections.ConfigDict:
+  """A run's config.json as a ConfigDict, keys added to base_config() since then at their defaults."""
+  return ml_collections.ConfigDict(_merge(to_dict(base_config()), resolved))
+
+
+def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path!r} does not exist; expected a workdir written by `gan-jax train`")
+  with open(path) as f:
+    return from_dict(json.load(f))
+
+
+def _merge(defaults: dict, values: Mapping[str, Any]) -> dict:
+  out = dict(defaults)
+  for k, v in values.items():
+    out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+  return out
+
+
 def to_dict(cfg: ml_collections.ConfigDict) -> dict:
   return json.loads(cfg.to_json_best_effort())
 

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gan_jax import config as config_lib
 from gan_jax import data, models
 from gan_jax.data import synthetic
 from gan_jax.metrics import (
@@ -374,15 +375,6 @@ def _data_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   return config
 
 
-def _workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """A run's resolved config, without restoring its checkpoint (the floor needs no generator)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path!r} does not exist; expected a workdir written by `gan-jax train`")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def _load_samples(path: str) -> np.ndarray:
   """Images as [-1, 1] floats, or points, from an npz as `gan-jax sample` and other frameworks write it."""
   with np.load(path) as f:
@@ -405,7 +397,7 @@ def run_eval(args: argparse.Namespace) -> int:
   if args.floor:
     if args.samples:
       raise ValueError("--floor scores real data; it takes --workdir or --data, not --samples")
-    config = _workdir_config(args.workdir) if args.workdir else _data_config(args)
+    config = config_lib.read_run_config(args.workdir) if args.workdir else _data_config(args)
     record = real_floor(config, num_samples=args.num, **common)
   elif args.samples:
     samples = _load_samples(args.samples)

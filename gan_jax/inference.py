@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gan_jax import checkpoint, data, losses
+from gan_jax import checkpoint, data, losses, models
+from gan_jax import config as config_lib
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
@@ -26,11 +26,7 @@ class Run:
 
 def load_run(workdir: str) -> Run:
   """The resolved config and the latest checkpointed state of a workdir."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path!r} does not exist; expected a workdir written by `gan-jax train`")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+  config = config_lib.read_run_config(workdir)
   info = data.get_info(config)
   # Sampling needs no loss, and a user's loss module need not be importable where samples are drawn.
   gan = create_gan(config, info, loss_fn=losses.non_saturating)
@@ -43,10 +39,36 @@ def load_run(workdir: str) -> Run:
   return Run(config, info, gan, state)
 
 
+def sample_labels(spec: str, num: int, num_classes: int) -> np.ndarray:
+  """labels_N for `--labels`: "all" cycles through the classes, "3,1" repeats the given ones to `num`."""
+  if not num_classes:
+    raise ValueError(f"--labels {spec!r}: this run is not conditional (model.conditional=False)")
+  if spec == "all":
+    return np.arange(num, dtype=np.int32) % num_classes
+  try:
+    given = [int(s) for s in spec.split(",")]
+  except ValueError:
+    raise ValueError(f"--labels {spec!r}: expected 'all' or comma-separated class indices like 0,1,2") from None
+  bad = [c for c in given if not 0 <= c < num_classes]
+  if bad:
+    raise ValueError(f"--labels {spec!r}: classes {bad} outside 0..{num_classes - 1}")
+  return np.resize(np.asarray(given, np.int32), num)
+
+
 def generate(
-    run: Run, num: int, seed: int = 0, ema: bool = True, member: int = 0, batch_size: int = 500
+    run: Run,
+    num: int,
+    seed: int = 0,
+    ema: bool = True,
+    member: int = 0,
+    batch_size: int = 500,
+    labels_N: np.ndarray | None = None,
 ) -> np.ndarray:
-  """`num` samples in [-1, 1] (images NHWC or points N2) of one member, from noise seeded by `seed`."""
+  """`num` samples in [-1, 1] (images NHWC or points N2) of one member, from noise seeded by `seed`.
+
+  A conditional run's sample i is of class labels_N[i]; without labels_N the classes take turns
+  (sample_labels "all").
+  """
   K = run.config.population
   if not 0 <= member < K:
     raise ValueError(f"member={member}: expected 0..{K - 1} for this population of {K}")
@@ -55,5 +77,15 @@ def generate(
   )
   fn = jax.jit(run.gan.generate)
   z_NZ = jax.random.normal(jax.random.PRNGKey(seed), (num, run.gan.latent_dim))
-  out = [np.asarray(fn(params, stats, z_NZ[i : i + batch_size])) for i in range(0, num, batch_size)]
+  num_classes = models.generator_classes(run.gan.generator)
+  if labels_N is None and num_classes:
+    labels_N = sample_labels("all", num, num_classes)
+  if labels_N is not None:
+    if not num_classes:
+      raise ValueError("labels_N given, but this run is not conditional (model.conditional=False)")
+    if len(labels_N) != num:
+      raise ValueError(f"labels_N has {len(labels_N)} labels for {num} samples; expected one per sample")
+    labels_N = jnp.asarray(labels_N, jnp.int32)
+  chunk = lambda i: None if labels_N is None else labels_N[i : i + batch_size]
+  out = [np.asarray(fn(params, stats, z_NZ[i : i + batch_size], chunk(i))) for i in range(0, num, batch_size)]
   return np.concatenate(out) if out else np.zeros((0, *run.gan.data_shape), np.float32)

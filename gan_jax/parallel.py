@@ -7,8 +7,8 @@ does not depend on how many devices (or hosts) execute it.
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +33,7 @@ def maybe_initialize_distributed() -> None:
   """
   if os.environ.get("GAN_JAX_DISTRIBUTED", "0") not in ("", "0"):
     jax.distributed.initialize()
-    logging.info("process %d of %d", jax.process_index(), jax.process_count())
+    print(f"process {jax.process_index()} of {jax.process_count()}", file=sys.stderr)
 
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:

@@ -121,8 +121,7 @@ def write_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool
   path = os.path.join(workdir, "config.json")
   resolved = config_lib.to_dict(config)
   if resuming and os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
+    previous = config_lib.to_dict(config_lib.read_run_config(workdir))
     diff = config_lib.architecture_mismatch(previous, resolved)
     if diff:
       raise ValueError(

@@ -70,8 +70,8 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GA
   if acgan_weight < 0 or (acgan_weight > 0) != acgan:
     raise ValueError(
         f"loss.acgan_weight={acgan_weight} with model.conditional={config.model.conditional}, "
-        f"model.d_conditioning={config.model.d_conditioning!r}: the ACGAN class head needs both "
-        "model.conditional=True, d_conditioning='acgan' and a weight > 0 (1.0 in Odena et al. 2017)"
+        f"model.d_conditioning={config.model.d_conditioning!r}: the ACGAN class head needs all of "
+        "model.conditional=True, model.d_conditioning='acgan' and loss.acgan_weight > 0 (1.0 in Odena et al. 2017)"
     )
   policy = augment.parse_policy(config.augment.policy)
   if policy and len(gan.data_shape) != 3:
