@@ -1,0 +1,389 @@
+"""Train-step benchmarks: `python -m gan_jax.bench --out BENCHMARKS.md` (`make bench`).
+
+For each benchmark experiment and each config variant: compile time cold and from the persistent
+compilation cache, steady-state step time and images/s, FLOPs per step (XLA's cost analysis) against a
+matmul ceiling measured in the same run, memory, the input pipeline alone, and 1 vs 8 (fake) devices.
+
+Every measurement runs in a fresh subprocess (`--child`): a cold compile then sees an empty cache, the
+cached one the cache the cold one filled, and the 8-device runs get XLA_FLAGS before JAX starts. The
+step is built exactly as `train.loop` builds it (population vmap, jit(shard_map), donated state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = {
+    "dcgan28": ROOT / "experiments" / "bench_dcgan28.py",
+    "mlp_gan": ROOT / "experiments" / "bench_mlp_gan.py",
+    "ring8": ROOT / "experiments" / "ring8.py",
+}
+
+# Without YNNPACK's convolutions XLA:CPU runs them with its own (Eigen) kernels, ~1.3x cheaper for the
+# DCGAN's; dots and reductions stay on YNNPACK, whose reductions are far faster than XLA's own.
+XLA_CONVOLUTIONS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One row per experiment: config overrides (a row whose keys the config lacks is left out) and XLA options."""
+
+  name: str
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  xla_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+  experiments: tuple[str, ...] = tuple(EXPERIMENTS)
+
+
+VARIANTS = (
+    Variant("f32 alternating", {"train.update": "alternating"}),
+    Variant("f32 simultaneous", {"train.update": "simultaneous"}),
+    Variant("bf16 alternating", {"train.update": "alternating", "train.compute_dtype": "bfloat16"}),
+    Variant("bf16 simultaneous", {"train.update": "simultaneous", "train.compute_dtype": "bfloat16"}),
+    Variant("f32 alternating, XLA convolutions", {"train.update": "alternating"}, XLA_CONVOLUTIONS, ("dcgan28",)),
+)
+
+# Reference measurements on this machine, images/s at batch 64: (experiment, variant, implementation, low, high).
+REFERENCES = (
+    ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 560, 590),
+    ("dcgan28", "f32 simultaneous", "Keras tf.function", 850, 870),
+    ("dcgan28", "f32 alternating", "straightforward Flax/XLA", 225, 225),
+    ("mlp_gan", "f32 alternating", "PyTorch eager", 1500, 1500),
+    ("mlp_gan", "f32 alternating", "straightforward Flax/XLA", 3200, 3200),
+)
+COLD_COMPILE_TARGET_S, CACHED_COMPILE_TARGET_S, PIPELINE_TARGET_X = 15.0, 3.0, 10.0
+# (experiment, variant, multiple of the reference's midpoint) the step should reach.
+THROUGHPUT_TARGETS = (
+    ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 1.0),
+    ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 1.5),
+    ("mlp_gan", "f32 alternating", "PyTorch eager", 2.5),
+)
+
+
+# ---------------------------------------------------------------------------------------------- child
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+  """One build + compile (+ timed steps, + pipeline) of one experiment variant, in this fresh process."""
+  import jax
+
+  if spec["cache_dir"]:
+    jax.config.update("jax_compilation_cache_dir", spec["cache_dir"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  hits = []
+  jax.monitoring.register_event_listener(lambda event, **_: hits.append(event == "/jax/compilation_cache/cache_hits"))
+
+  from gan_jax import config as config_lib
+  from gan_jax import data, parallel
+  from gan_jax.train import loop
+  from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+  from gan_jax.train.state import create_gan, init_state
+  from gan_jax.train.step import make_train_step
+
+  config = config_lib.load(spec["config"])
+  config_lib.apply_overrides(config, spec["overrides"])
+  info = data.get_info(config)
+  mesh = parallel.make_mesh(0)
+  parallel.check_divisible(config.train.batch_size, mesh)
+  members = member_configs(config)
+  gan = create_gan(config, info)
+  init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.replicated(mesh))
+  state = init(*stacked_seeds_and_hparams(members))
+  train_step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  host_batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)
+  batches = [parallel.put_batch(next(host_batches), mesh) for _ in range(4)]
+
+  hits.clear()
+  t0 = time.perf_counter()
+  lowered = train_step.lower(state, batches[0])
+  t1 = time.perf_counter()
+  compiled = lowered.compile(compiler_options=spec["xla_options"] or None)
+  t2 = time.perf_counter()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  memory = compiled.memory_analysis()
+  out = {
+      "devices": mesh.devices.size,
+      "lower_s": t1 - t0,
+      "compile_s": t2 - t1,
+      "cache_hit": any(hits),
+      "flops": float(cost.get("flops", 0.0)) * mesh.devices.size,
+      "argument_bytes": memory.argument_size_in_bytes,
+      "temp_bytes": memory.temp_size_in_bytes,
+      "output_bytes": memory.output_size_in_bytes,
+      "examples_per_step": config.train.batch_size * config.train.d_steps,
+  }
+  if spec["repeats"]:
+    out["step_s"] = time_steps(compiled, state, batches, spec["warmup"], spec["repeats"], spec["steps"])
+  if spec["pipeline_s"]:
+    out["pipeline_examples_per_s"] = pipeline_rate(config, spec["pipeline_s"])
+  out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return out
+
+
+def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps: int) -> list[float]:
+  """Median seconds per step of each repeat; every step waits for its result (no overlap with the next)."""
+  import jax
+
+  for i in range(warmup):
+    state, _ = step(state, batches[i % len(batches)])
+    jax.block_until_ready(state)
+  medians = []
+  for _ in range(repeats):
+    times = []
+    for i in range(steps):
+      t = time.perf_counter()
+      state, _ = step(state, batches[i % len(batches)])
+      jax.block_until_ready(state)
+      times.append(time.perf_counter() - t)
+    medians.append(float(np.median(times)))
+  return medians
+
+
+def pipeline_rate(config, seconds: float) -> float:
+  """Examples/s of `data.make_batches` alone, after its first batches (and prefetch threads) are up."""
+  from gan_jax import data
+
+  batch = config.train.batch_size
+  it = data.make_batches(config, start_step=0, examples_per_step=batch)
+  for _ in range(20):
+    next(it)
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds:
+    next(it)
+    n += batch
+  return n / (time.perf_counter() - t0)
+
+
+def matmul_ceiling(size: int = 2048, repeats: int = 20) -> float:
+  """GFLOP/s of a jitted f32 [size, size] @ [size, size]: what this machine's XLA reaches on a large dot."""
+  import jax
+
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), np.float32)
+  f = jax.jit(lambda a: a @ a).lower(a).compile()
+  jax.block_until_ready(f(a))
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(f(a))
+    times.append(time.perf_counter() - t)
+  return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+
+def child(spec: dict[str, Any], devices: int) -> dict[str, Any]:
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  flags = env.get("XLA_FLAGS", "")
+  env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
+  proc = subprocess.run(
+      [sys.executable, "-m", "gan_jax.bench", "--child", json.dumps(spec)],
+      env=env,
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+  )
+  if proc.returncode:
+    raise RuntimeError(f"bench child {spec['name']} failed:\n{proc.stderr[-4000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def variants_of(name: str, variants: Sequence[Variant]) -> Iterator[Variant]:
+  """The variants for `name` whose override keys all exist in its config."""
+  from gan_jax import config as config_lib
+
+  keys = set(config_lib.flatten(config_lib.to_dict(config_lib.load(str(EXPERIMENTS[name])))))
+  for v in variants:
+    if name in v.experiments and all(k in keys for k in v.overrides):
+      yield v
+
+
+def measure(names: Sequence[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+  """All rows: per experiment and variant a cold and a cached compile; 8 devices for the first variant."""
+  timing = dict(warmup=args.warmup, repeats=args.repeats, steps=args.steps)
+  rows = []
+  for name in names:
+    for i, variant in enumerate(variants_of(name, VARIANTS)):
+      cache_dir = tempfile.mkdtemp(prefix="gan_jax_bench_cache_")
+      try:
+        spec = dict(name=f"{name} / {variant.name}", config=str(EXPERIMENTS[name]), overrides=variant.overrides,
+                    xla_options=variant.xla_options, cache_dir=cache_dir)
+        cold = child({**spec, "repeats": 0, "pipeline_s": 0.0}, devices=1)
+        warm = child({**spec, **timing, "pipeline_s": args.pipeline_s if i == 0 else 0.0}, devices=1)
+        rows.append(dict(experiment=name, variant=variant.name, cold=cold, **warm))
+        if i == 0 and 8 not in args.skip_devices:
+          eight = child({**spec, **timing, "cache_dir": "", "pipeline_s": 0.0}, devices=8)
+          rows.append(dict(experiment=name, variant=variant.name, **eight))
+      finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+      print(f"  {name} / {variant.name}: {summary(rows[-1])}", file=sys.stderr)
+  return rows
+
+
+def summary(row: dict[str, Any]) -> str:
+  step = float(np.median(row["step_s"]))
+  return f"{row['devices']} device(s), {step * 1e3:.1f} ms/step, {row['examples_per_step'] / step:.0f} examples/s"
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, str]:
+  import flax
+  import jax
+  import jaxlib
+
+  model = platform.processor() or "unknown"
+  try:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+  except (OSError, subprocess.CalledProcessError, StopIteration):
+    pass
+  return {
+      "cpu": f"{model}, {os.cpu_count()} cores",
+      "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}, flax {flax.__version__}, "
+      f"numpy {np.__version__}, Python {platform.python_version()}",
+      "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+      "xla_flags": os.environ.get("XLA_FLAGS", "") or "(none)",
+  }
+
+
+def load_average() -> str:
+  return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: tuple[float, float], loads: tuple[str, str],
+           command: str) -> str:
+  ceiling = float(np.mean(ceilings))
+  lines = [
+      "# Benchmarks",
+      "",
+      f"`{command}` ({'; '.join(f'{k}: {v}' for k, v in info.items())}).",
+      f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]}. The machine is shared: step times are",
+      "medians of per-step times (each step waits for its result) over several repeats; the range is that of the",
+      "repeats' medians. Images/s counts real examples consumed: batch size x D steps per step.",
+      f"Matmul ceiling: jitted f32 2048x2048 matmul, {ceilings[0]:.0f} GFLOP/s before and {ceilings[1]:.0f} after.",
+      "",
+      "| experiment | variant | devices | compile cold s | compile cached s | step ms | images/s | GFLOP/step "
+      "| GFLOP/s (% ceiling) | XLA args+temp MB | peak RSS MB |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    step = float(np.median(r["step_s"]))
+    compile_cold = f"{r['cold']['lower_s'] + r['cold']['compile_s']:.1f}" if "cold" in r else "-"
+    cached = f"{r['lower_s'] + r['compile_s']:.1f}" + ("" if r["cache_hit"] else " (miss)") if "cold" in r else "-"
+    gflops = r["flops"] / step / 1e9
+    lines.append(
+        f"| {r['experiment']} | {r['variant']} | {r['devices']} | {compile_cold} | {cached} "
+        f"| {step * 1e3:.1f} [{min(r['step_s']) * 1e3:.1f}-{max(r['step_s']) * 1e3:.1f}] "
+        f"| {r['examples_per_step'] / step:.0f} | {r['flops'] / 1e9:.2f} "
+        f"| {gflops:.0f} ({100 * gflops / ceiling:.0f}%) "
+        f"| {(r['argument_bytes'] + r['temp_bytes']) / 2**20:.1f} | {r['peak_rss_bytes'] / 2**20:.0f} |"
+    )
+  lines += ["", "Input pipeline alone (`gan_jax.data.make_batches`), against what the 1-device step consumes:", "",
+            "| experiment | pipeline images/s | step images/s | headroom |", "|---|---:|---:|---:|"]
+  for r in rows:
+    if "pipeline_examples_per_s" in r:
+      consumed = r["examples_per_step"] / float(np.median(r["step_s"]))
+      rate = r["pipeline_examples_per_s"]
+      lines.append(f"| {r['experiment']} | {rate:.0f} | {consumed:.0f} | {rate / consumed:.1f}x |")
+  lines += ["", "Against reference measurements on this machine (images/s at batch 64; 1 device):", "",
+            "| experiment | variant | reference | reference images/s | gan_jax images/s | ratio |",
+            "|---|---|---|---:|---:|---:|"]
+  for experiment, variant, impl, low, high in REFERENCES:
+    row = one_device_row(rows, experiment, variant)
+    if row is not None:
+      rate = row["examples_per_step"] / float(np.median(row["step_s"]))
+      ref = f"{low}-{high}" if low != high else f"~{low}"
+      lines.append(f"| {experiment} | {variant} | {impl} | {ref} | {rate:.0f} | {rate / ((low + high) / 2):.2f}x |")
+  lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows)]
+  return "\n".join(lines) + "\n"
+
+
+def one_device_row(rows: list[dict[str, Any]], experiment: str, variant: str) -> dict[str, Any] | None:
+  matches = (r for r in rows if (r["experiment"], r["variant"], r["devices"]) == (experiment, variant, 1))
+  return next(matches, None)
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+  out = []
+  for experiment, variant, impl, multiple in THROUGHPUT_TARGETS:
+    row = one_device_row(rows, experiment, variant)
+    ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
+    if row is not None:
+      rate = row["examples_per_step"] / float(np.median(row["step_s"]))
+      met = "met" if rate >= multiple * ref else "NOT met"
+      out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, {met}")
+  for r in rows:
+    if "cold" in r:
+      cold, cached = r["cold"]["lower_s"] + r["cold"]["compile_s"], r["lower_s"] + r["compile_s"]
+      met = "met" if cold < COLD_COMPILE_TARGET_S and cached < CACHED_COMPILE_TARGET_S and r["cache_hit"] else "NOT met"
+      out.append(f"{r['experiment']} {r['variant']} compile < {COLD_COMPILE_TARGET_S:g} s cold, "
+                 f"< {CACHED_COMPILE_TARGET_S:g} s cached: {cold:.1f} s, {cached:.1f} s, {met}")
+    if "pipeline_examples_per_s" in r:
+      x = r["pipeline_examples_per_s"] / (r["examples_per_step"] / float(np.median(r["step_s"])))
+      met = "met" if x >= PIPELINE_TARGET_X else "NOT met"
+      out.append(f"{r['experiment']} input pipeline >= {PIPELINE_TARGET_X:g}x step consumption: {x:.1f}x, {met}")
+  return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m gan_jax.bench", description=__doc__.split("\n\n")[0])
+  parser.add_argument("--out", help="markdown file to write (default: print)")
+  parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help=f"comma-separated, of {list(EXPERIMENTS)}")
+  parser.add_argument("--repeats", type=int, default=5, help="timed windows per row")
+  parser.add_argument("--steps", type=int, default=20, help="steps per timed window")
+  parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+  parser.add_argument("--pipeline-s", type=float, default=3.0, help="seconds of input pipeline alone")
+  parser.add_argument("--skip-devices", type=lambda s: {int(x) for x in s.split(",") if x}, default=set(),
+                      help="e.g. 8: leave out the 8-device rows")
+  parser.add_argument("--child", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.child:
+    print(json.dumps(run_child(json.loads(args.child))))
+    return 0
+  names = [n for n in args.experiments.split(",") if n]
+  unknown = sorted(set(names) - set(EXPERIMENTS))
+  if unknown:
+    parser.error(f"unknown experiments {unknown}; expected some of {list(EXPERIMENTS)}")
+
+  command = "python -m gan_jax.bench " + " ".join(sys.argv[1:] if argv is None else argv)
+  info, load_before = machine(), load_average()
+  ceiling_before = matmul_ceiling()
+  rows = measure(names, args)
+  ceilings, loads = (ceiling_before, matmul_ceiling()), (load_before, load_average())
+  text = report(rows, info, ceilings, loads, command.strip())
+  if args.out:
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}", file=sys.stderr)
+  else:
+    print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

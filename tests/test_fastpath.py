@@ -1,0 +1,100 @@
+"""The fast formulations on by default compute what the plain flax layers compute, to float rounding.
+
+Each check is one jitted program holding both formulations: XLA:CPU compiles cost far more than these runs.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.models.dcgan import DCGANGenerator, _num_upsamples
+from gan_jax.models.layers import SubPixelConvTranspose, batch_norm, dcgan_init
+
+
+def assert_trees_close(a, b, rel: float = 1e-5):
+  """Leaves equal to `rel` of each leaf's largest magnitude: the formulations sum in different orders."""
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    y = np.asarray(y)
+    np.testing.assert_allclose(np.asarray(x), y, rtol=rel, atol=rel * max(float(np.max(np.abs(y), initial=0.0)), 1e-3))
+
+
+def normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "shape_BHWC, features, use_bias", [((3, 7, 7, 16), 8, False), ((2, 5, 6, 3), 4, True), ((2, 1, 1, 2), 1, True)]
+)
+def test_sub_pixel_conv_transpose_matches_flax(shape_BHWC, features, use_bias):
+  x = normal(0, shape_BHWC)
+  init = dict(use_bias=use_bias, bias_init=nn.initializers.normal(1.0))
+  fast, plain = SubPixelConvTranspose(features, **init), nn.ConvTranspose(features, (4, 4), (2, 2), "SAME", **init)
+  key = jax.random.PRNGKey(1)
+  fast_variables, variables = jax.jit(lambda x: (fast.init(key, x), plain.init(key, x)))(x)
+  assert_trees_close(fast_variables, variables)  # same parameters, same initial values
+
+  H, W = shape_BHWC[1:3]
+  cotangent = normal(2, (shape_BHWC[0], 2 * H, 2 * W, features))
+
+  @jax.jit
+  def outputs_and_grads(variables, x):
+    def of(module):
+      loss = lambda v, x: jnp.sum(module.apply(v, x) * cotangent)
+      return module.apply(variables, x), jax.grad(loss, (0, 1))(variables, x)
+
+    return of(fast), of(plain)
+
+  got, want = outputs_and_grads(variables, x)
+  assert_trees_close(got, want)
+
+
+class PlainGenerator(nn.Module):
+  """DCGANGenerator as written with flax's layers only: the reference for the fast one."""
+
+  out_shape: tuple[int, int, int]
+  width: int
+
+  @nn.compact
+  def __call__(self, z_BZ, labels_B=None, *, train: bool):
+    H, _, C = self.out_shape
+    n_up = _num_upsamples(H)
+    s = H // 2**n_up
+    widths = [self.width * 2**i for i in reversed(range(n_up))]
+    h = nn.Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init)(z_BZ)
+    h = nn.relu(batch_norm(train)(h)).reshape((-1, s, s, widths[0]))
+    for w in widths[1:]:
+      h = nn.ConvTranspose(w, (4, 4), (2, 2), "SAME", use_bias=False, kernel_init=dcgan_init)(h)
+      h = nn.relu(batch_norm(train)(h))
+    return jnp.tanh(nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init)(h))
+
+
+@pytest.mark.parametrize("out_shape", [(28, 28, 1), pytest.param((32, 32, 3), marks=pytest.mark.slow)])
+def test_dcgan_generator_matches_plain_flax(out_shape):
+  """Same parameter tree and initial values (checkpoints load both ways), same samples and gradients."""
+  fast, plain = DCGANGenerator(out_shape, width=8), PlainGenerator(out_shape, width=8)
+  z_BZ = normal(0, (4, 16))
+  key = jax.random.PRNGKey(1)
+  fast_variables, variables = jax.jit(lambda z: (fast.init(key, z, train=False), plain.init(key, z, train=False)))(z_BZ)
+  assert_trees_close(fast_variables, variables)
+
+  @jax.jit
+  def samples_stats_and_grads(variables, z_BZ):
+    def of(module):
+      def loss(params, z_BZ):
+        # Batch norm averages its statistics over the data axis: a one-device vmap names it.
+        x, stats = jax.vmap(
+            lambda z: module.apply({**variables, "params": params}, z, train=True, mutable=["batch_stats"]),
+            axis_name="data",
+        )(z_BZ[None])
+        return jnp.sum(x * jnp.cos(x)), (x, stats)
+
+      grads, train_outputs = jax.grad(loss, (0, 1), has_aux=True)(variables["params"], z_BZ)
+      return module.apply(variables, z_BZ, train=False), train_outputs, grads
+
+    return of(fast), of(plain)
+
+  got, want = samples_stats_and_grads(variables, z_BZ)
+  assert_trees_close(got, want)  # eval samples; train samples and batch-norm statistics; param and z grads
