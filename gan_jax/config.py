@@ -28,11 +28,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = "fashion_mnist"  # fashion_mnist | ring8 | grid25 | tfds:<catalog name> (needs [tf]).
   c.data.data_dir = ""  # TFDS data dir (array_record); "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.source_dir = ""  # Where the raw IDX files are; "" = search the Debian path, then download.
-  c.data.split = "train"
+  c.data.split = "train"  # The split G learns from; evaluation compares against the test split.
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | resnet | a name registered in gan_jax.models.
-  c.model.latent_dim = 100
+  c.model.latent_dim = 100  # Size of z ~ N(0, I).
   c.model.g_width = 64  # Base channel / unit count of G; meaning is per model.
   c.model.d_width = 64  # Base channel / unit count of D.
   c.model.dropout = 0.3  # D dropout rate where the model has dropout (mlp_gan).
@@ -65,7 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
   for net in ("g", "d"):
     o = ml_collections.ConfigDict()
     o.lr = 2e-4  # Separate G / D rates give TTUR (Heusel et al. 2017).
-    o.b1 = 0.5
+    o.b1 = 0.5  # Adam betas; 0.5 / 0.999 is the DCGAN recipe (Radford et al. 2016), 0 / 0.9 SNGAN's.
     o.b2 = 0.999
     o.schedule = "constant"  # constant | cosine | linear (decay to 0 over train.steps); warmup below.
     o.warmup_steps = 0
@@ -82,12 +82,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.weight_clip = 0.0  # Clip every D parameter to [-c, c] after each update (WGAN); 0 disables.
   c.train.ema_decay = 0.999  # EMA of G params used for samples and evaluation; 0 disables.
   c.train.ema_start = 0  # Step before which the EMA copies G (warm-up).
-  c.train.log_every = 100
+  # float32 | bfloat16: the dtype of G's and D's Dense / Conv math (mixed precision). Parameters, optimizer
+  # states and gradients stay float32, as do batch norm, spectral norm's power iteration, the logits, losses
+  # and penalties. bfloat16 has float32's exponent range, so no loss scaling is needed.
+  c.train.compute_dtype = "float32"
+  c.train.log_every = 100  # Steps between metrics.jsonl rows (metrics stay on device in between).
   c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
   c.train.num_devices = 0  # Local devices in the data-parallel mesh; 0 = all.
 
   c.checkpoint = ml_collections.ConfigDict()
-  c.checkpoint.every = 1000
+  c.checkpoint.every = 1000  # Steps between checkpoints (and one at the end); a restarted run resumes there.
   c.checkpoint.keep = 3  # The latest N checkpoints, in checkpoints/.
   c.checkpoint.keep_best = 2  # The best N by eval.best_metric, in checkpoints_best/ (after evaluations).
 
@@ -98,6 +102,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.feature_net = "fashion_mnist"  # fashion_mnist (shipped classifier) | inception (weights file needed).
   c.eval.inception_weights = ""  # Converted InceptionV3 .npz; "" = $GAN_JAX_INCEPTION_WEIGHTS.
   c.eval.best_metric = ""  # "": fid for images, modes for 2D data; picks checkpoints_best/.
+
+  # Each point's job under `gan-jax sweep --launcher slurm` (submitit); unused by local runs.
+  c.slurm = ml_collections.ConfigDict()
+  c.slurm.partition = ""  # "" = the cluster's default partition.
+  c.slurm.timeout_min = 24 * 60  # A job past it is requeued and resumes from its checkpoint.
+  c.slurm.gpus_per_node = 1
+  c.slurm.cpus_per_task = 8
+  c.slurm.mem_gb = 32
 
   c.population = 1  # >1 trains that many independent members in one program (jax.vmap).
   # JSON {"dotted.key": [one value per member]} for the seed and float hyperparameters

@@ -10,11 +10,13 @@ from gan_jax import inference, models
 from gan_jax.cli import main
 from gan_jax.data import DatasetInfo
 from gan_jax.losses import class_cross_entropy
+from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_jax.train import loop
 from gan_jax.train.state import create_gan
 from gan_jax.train.step import make_train_step
 
 RING8 = DatasetInfo("ring8", "points", (2,), 8, None)
+FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
 CONDITIONAL = {"model.conditional": True}
 ACGAN = {**CONDITIONAL, "model.d_conditioning": "acgan", "loss.acgan_weight": 1.0}
 
@@ -71,10 +73,32 @@ def test_inconsistent_conditioning_is_one_clear_error(overrides, message, tmp_pa
     loop.train_and_evaluate(ring_config(**overrides), str(tmp_path))
 
 
-def test_model_without_conditional_generator_is_refused():
-  config = ring_config(**CONDITIONAL, **{"model.name": "dcgan"})
-  with pytest.raises(ValueError, match="model.name='dcgan' has no conditional generator"):
-    make_train_step(create_gan(config, DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)), config)
+def test_model_without_conditional_generator_is_refused(monkeypatch):
+  monkeypatch.setitem(models._FAMILIES, "unconditional", lambda cfg, info: (DCGANGenerator((28, 28, 1), 8),
+                                                                           DCGANDiscriminator(8)))
+  config = ring_config(**CONDITIONAL, **{"model.name": "unconditional"})
+  with pytest.raises(ValueError, match="model.name='unconditional' has no conditional generator"):
+    make_train_step(create_gan(config, FASHION_LIKE), config)
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_conditional_dcgan(conditioning):
+  """Class-conditional batch norm in G; D's projection term or ACGAN class head."""
+  config = ring_config(**CONDITIONAL, **{"model.name": "dcgan", "model.d_conditioning": conditioning})
+  config.model.g_width = config.model.d_width = 4
+  gen, disc = models.get(config.model, FASHION_LIKE)
+  z_BZ, a_B, b_B = jnp.ones((4, 2)), jnp.array([0, 1, 2, 3]), jnp.array([4, 5, 6, 7])
+  g_vars = gen.init(jax.random.PRNGKey(0), z_BZ, None, train=False)
+  g_vars = jax.tree.map(lambda v: v + 0.1 * jax.random.normal(jax.random.PRNGKey(2), v.shape), g_vars)  # off unit gains
+  assert not np.allclose(gen.apply(g_vars, z_BZ, a_B, train=False), gen.apply(g_vars, z_BZ, b_B, train=False))
+  x_BHWC = jax.random.normal(jax.random.PRNGKey(3), (4, 28, 28, 1))
+  d_vars = disc.init(jax.random.PRNGKey(1), x_BHWC, None, train=False)
+  logits = lambda labels_B: disc.apply(d_vars, x_BHWC, labels_B, train=False)
+  if conditioning == "acgan":
+    (logits_B, class_logits_BC), (same_B, _) = logits(a_B), logits(b_B)
+    assert class_logits_BC.shape == (4, 10) and np.array_equal(logits_B, same_B)  # labels feed the class loss only
+  else:
+    assert not np.allclose(logits(a_B), logits(b_B))
 
 
 def test_sample_writes_labels(tmp_path):

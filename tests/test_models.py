@@ -21,6 +21,7 @@ from gan_jax.train.step import make_train_step
 
 CIFAR_LIKE = DatasetInfo("cifar_like", "images", (32, 32, 3), 10, None)
 FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
+RING8 = DatasetInfo("ring8", "points", (2,), 8, None)
 
 
 def tiny_resnet_config(**overrides):
@@ -89,13 +90,45 @@ def test_spectral_norm_state_matches_on_one_and_eight_devices(tmp_path):
   assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(u_init), jax.tree.leaves(u_now), strict=True))
 
 
+@pytest.mark.parametrize("model", ["mlp2d", "dcgan"])
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "spectral"])
-def test_mlp_discriminator_norms_build(norm):
-  cfg = ring_config(**{"model.d_norm": norm})
-  _, disc = models.get(cfg.model, DatasetInfo("ring8", "points", (2,), 8, None))
-  variables = disc.init(jax.random.PRNGKey(0), jnp.ones((4, 2)), None, train=False)
-  assert disc.apply(variables, jnp.ones((4, 2)), None, train=False).shape == (4,)
+def test_discriminator_norms_build(model, norm):
+  cfg = ring_config(**{"model.name": model, "model.d_norm": norm, "model.d_width": 4})
+  info, x = (FASHION_LIKE, jnp.ones((4, 28, 28, 1))) if model == "dcgan" else (RING8, jnp.ones((4, 2)))
+  _, disc = models.get(cfg.model, info)
+  variables = disc.init(jax.random.PRNGKey(0), x, None, train=False)
+  assert disc.apply(variables, x, None, train=False).shape == (4,)
   assert ("batch_stats" in variables) == (norm == "batch") and (layers.SPECTRAL in variables) == (norm == "spectral")
+
+
+def test_dcgan_default_keeps_its_parameter_names():
+  """model.d_norm "" is batch norm under the names of the original layers, so older checkpoints restore."""
+  cfg = ring_config(**{"model.name": "dcgan", "model.d_width": 4})
+  _, disc = models.get(cfg.model, FASHION_LIKE)
+  variables = disc.init(jax.random.PRNGKey(0), jnp.ones((2, 28, 28, 1)), None, train=False)
+  paths = {"/".join(str(k.key) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(variables)}
+  assert paths == {"params/Conv_0/kernel", "params/Conv_0/bias", "params/Conv_1/kernel", "params/BatchNorm_0/scale",
+                   "params/BatchNorm_0/bias", "params/Dense_0/kernel", "params/Dense_0/bias",
+                   "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var"}
+
+
+def test_dcgan_generator_spectral_norm():
+  """Every G weight divided by its spectral norm: the samples ignore a rescaling of the weights."""
+  cfg = ring_config(**{"model.name": "dcgan", "model.g_width": 4, "model.g_spectral_norm": True})
+  gen, _ = models.get(cfg.model, FASHION_LIKE)
+  plain = models.get(ring_config(**{"model.name": "dcgan", "model.g_width": 4}).model, FASHION_LIKE)[0]
+  variables = gen.init(jax.random.PRNGKey(0), jnp.ones((2, 2)), None, train=False)
+  assert len(jax.tree.leaves(variables[layers.SPECTRAL])) == 6  # u and sigma of each of the 3 layers
+  scaled = {**variables, "params": flax.traverse_util.path_aware_map(
+      lambda path, p: 5.0 * p if path[-1] == "kernel" else p, variables["params"])}
+  z_B2 = jax.random.normal(jax.random.PRNGKey(5), (4, 2))
+
+  def train_mode(module, v):  # batch norm over a one-device "data" axis; sigma estimated from the weights
+    apply = lambda z: module.apply(v, z, None, train=True, mutable=["batch_stats", layers.SPECTRAL])[0]
+    return jax.vmap(apply, axis_name=parallel.AXIS)(z_B2[None])[0]
+
+  np.testing.assert_allclose(train_mode(gen, scaled), train_mode(gen, variables), atol=1e-5)
+  assert not np.allclose(train_mode(plain, scaled), train_mode(plain, variables), atol=1e-3)
 
 
 def test_unknown_d_norm_is_one_clear_error():

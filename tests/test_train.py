@@ -104,10 +104,11 @@ def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch):
   assert losses_of(tmp_path / "resumed") == losses_of(tmp_path / "full")
 
 
-def test_checkpoint_moves_between_device_counts(tmp_path):
+@pytest.mark.parametrize("first, then", [(8, 1), (1, 8)])
+def test_checkpoint_moves_between_device_counts(first, then, tmp_path):
   loop.train_and_evaluate(ring_config(**{"train.num_devices": 1}), str(tmp_path / "one"))
-  loop.train_and_evaluate(ring_config(**{"train.num_devices": 8, "train.steps": 3}), str(tmp_path / "moved"))
-  loop.train_and_evaluate(ring_config(**{"train.num_devices": 1}), str(tmp_path / "moved"))
+  loop.train_and_evaluate(ring_config(**{"train.num_devices": first, "train.steps": 3}), str(tmp_path / "moved"))
+  loop.train_and_evaluate(ring_config(**{"train.num_devices": then}), str(tmp_path / "moved"))
   assert_runs_close(losses_of(tmp_path / "one"), losses_of(tmp_path / "moved"))
 
 

@@ -7,13 +7,20 @@ modules, registered with `@register(name)`. Both modules take `train: bool`; the
 Conditional models (`model.conditional`) take int32 `labels_B`; a conditional generator has a
 `num_classes` field, which the train step reads to draw fake labels. A discriminator with an ACGAN
 class head (`model.d_conditioning = "acgan"`) returns `(logits_B, class_logits_BC)`.
+
+Mixed precision (`train.compute_dtype`): a family's modules take a `dtype` field (None: flax's default, float32
+from the float32 parameters), which `get` sets; their Dense / Conv layers compute in it, while batch norm,
+spectral norm and the returned samples and logits stay float32, so the loss and the metrics see float32.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.data import DatasetInfo
@@ -34,10 +41,33 @@ def names() -> list[str]:
   return sorted(_FAMILIES)
 
 
-def get(model_config: ml_collections.ConfigDict, info: DatasetInfo) -> tuple[nn.Module, nn.Module]:
+# train.compute_dtype -> the modules' `dtype`; float32 is None, flax's default, so that path is the plain one.
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def dtype_of(compute_dtype: str) -> jax.typing.DTypeLike | None:
+  if compute_dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"train.compute_dtype={compute_dtype!r}: expected one of {tuple(COMPUTE_DTYPES)}")
+  return COMPUTE_DTYPES[compute_dtype]
+
+
+def get(
+    model_config: ml_collections.ConfigDict, info: DatasetInfo, compute_dtype: str = "float32"
+) -> tuple[nn.Module, nn.Module]:
+  """The family's (generator, discriminator), computing in `compute_dtype` (train.compute_dtype)."""
+  dtype = dtype_of(compute_dtype)
   if model_config.name not in _FAMILIES:
     raise ValueError(f"unknown model.name {model_config.name!r}; expected one of {names()}")
-  return _FAMILIES[model_config.name](model_config, info)
+  generator, discriminator = _FAMILIES[model_config.name](model_config, info)
+  if dtype is None:
+    return generator, discriminator
+  for module in (generator, discriminator):
+    if "dtype" not in {f.name for f in dataclasses.fields(module)}:
+      raise ValueError(
+          f"train.compute_dtype={compute_dtype!r}: model.name={model_config.name!r} has a "
+          f"{type(module).__name__} without a `dtype` field; expected train.compute_dtype='float32'"
+      )
+  return generator.clone(dtype=dtype), discriminator.clone(dtype=dtype)
 
 
 D_CONDITIONINGS = ("projection", "acgan")

@@ -3,6 +3,8 @@
 G: z -> Dense(s*s*C0, no bias) -> BN -> ReLU -> [ConvT(4x4, stride 2, no bias) -> BN -> ReLU]*
    -> ConvT(channels, 4x4, stride 2) -> tanh, with s = 7 (28x28) or 4 (32x32).
 D: Conv(4x4, stride 2) -> LeakyReLU(0.2) -> [Conv(4x4, s2, no bias) -> BN -> LeakyReLU(0.2)]* -> Dense(1).
+`model.d_norm` swaps D's batch norm for none, layer or spectral normalisation; `model.conditional` makes G's
+batch norm class-conditional and gives D a projection or ACGAN head; `model.g_spectral_norm` normalises G.
 """
 
 from __future__ import annotations
@@ -11,8 +13,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import register
-from gan_jax.models.layers import SubPixelConvTranspose, batch_norm, dcgan_init
+from gan_jax.models import conditioning_classes, register
+from gan_jax.models.layers import (
+    SubPixelConvTranspose,
+    check_norm,
+    conditional_batch_norm,
+    dcgan_init,
+    discriminator_head,
+    normed,
+)
 
 
 def _num_upsamples(height: int) -> int:
@@ -25,6 +34,9 @@ def _num_upsamples(height: int) -> int:
 class DCGANGenerator(nn.Module):
   out_shape: tuple[int, int, int]
   width: int = 64
+  num_classes: int = 0  # > 0: class-conditional batch norm (de Vries et al. 2017), as SNGAN's conditional G
+  spectral_norm: bool = False  # on every layer (SAGAN, Zhang et al. 2019)
+  dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype (train.compute_dtype); samples are float32
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -32,35 +44,59 @@ class DCGANGenerator(nn.Module):
     n_up = _num_upsamples(H)
     s = H // 2**n_up
     widths = [self.width * 2**i for i in reversed(range(n_up))]  # e.g. [128, 64] for 28x28
-    h = nn.Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init)(z_BZ)
-    h = nn.relu(batch_norm(train)(h)).reshape((-1, s, s, widths[0]))
+    norm = "spectral" if self.spectral_norm else "none"
+    layer = lambda module: normed(norm, module, train, post_norm=False)
+    bn = lambda x: conditional_batch_norm(x, labels_B, num_classes=self.num_classes, train=train)
+    h = layer(nn.Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init, dtype=self.dtype))(z_BZ)
+    h = nn.relu(bn(h)).reshape((-1, s, s, widths[0]))
     # Explicit names are flax's auto-names for nn.ConvTranspose: parameters, initial values and checkpoints
     # are those of the all-nn.ConvTranspose generator. Hidden layers take the sub-pixel form (its kernel
     # gradient is ~25x cheaper on CPU); the 1-3 channel output layer keeps flax's, whose transposed
     # convolution is cheap there and beats a matmul only 4*C columns wide.
     for i, w in enumerate(widths[1:]):
-      h = SubPixelConvTranspose(w, use_bias=False, kernel_init=dcgan_init, name=f"ConvTranspose_{i}")(h)
-      h = nn.relu(batch_norm(train)(h))
-    out = nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, name=f"ConvTranspose_{n_up - 1}")
-    return jnp.tanh(out(h))
+      up = SubPixelConvTranspose(w, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{i}")
+      h = nn.relu(bn(layer(up)(h)))
+    out = nn.ConvTranspose(
+        C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{n_up - 1}"
+    )
+    return jnp.tanh(layer(out)(h).astype(jnp.float32))
 
 
 class DCGANDiscriminator(nn.Module):
   width: int = 64
+  norm: str = "batch"  # layers.D_NORMS: batch / layer norm follow the hidden convolutions, spectral norm all layers
+  num_classes: int = 0  # > 0: conditional, as `conditioning` says (layers.discriminator_head)
+  conditioning: str = "projection"
+  dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype; the logits are float32
 
   @nn.compact
-  def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
+  def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     n_down = _num_upsamples(x_BHWC.shape[1])
-    h = nn.leaky_relu(nn.Conv(self.width, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init)(x_BHWC), 0.2)
+    conv = lambda w, **kw: nn.Conv(w, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype, **kw)
+    h = nn.leaky_relu(normed(self.norm, conv(self.width), train, post_norm=False)(x_BHWC), 0.2)
     for i in range(1, n_down):
-      h = nn.Conv(self.width * 2**i, (4, 4), (2, 2), "SAME", use_bias=False, kernel_init=dcgan_init)(h)
-      h = nn.leaky_relu(batch_norm(train)(h), 0.2)
-    h = h.reshape((h.shape[0], -1))
-    return nn.Dense(1, kernel_init=dcgan_init)(h)[:, 0]
+      # A bias before batch / layer norm is cancelled by the normalisation (whose own bias takes its place).
+      hidden = conv(self.width * 2**i, use_bias=self.norm not in ("batch", "layer"))
+      h = nn.leaky_relu(normed(self.norm, hidden, train)(h), 0.2)
+    return discriminator_head(
+        h.reshape((h.shape[0], -1)),
+        labels_B,
+        num_classes=self.num_classes,
+        conditioning=self.conditioning,
+        norm=self.norm,
+        train=train,
+        kernel_init=dcgan_init,
+        dtype=self.dtype,
+    )
 
 
 @register("dcgan")
 def dcgan(cfg, info):
+  """model.d_norm "" is batch norm, Radford et al.'s; conditional runs use conditional BN in G and `d_conditioning`."""
   if info.kind != "images":
     raise ValueError(f"model.name='dcgan' needs an image dataset; data.name={info.name!r} is {info.kind}")
-  return DCGANGenerator(info.shape, cfg.g_width), DCGANDiscriminator(cfg.d_width)
+  norm = cfg.d_norm or "batch"
+  check_norm(norm)
+  classes = conditioning_classes(cfg, info)
+  generator = DCGANGenerator(info.shape, cfg.g_width, num_classes=classes, spectral_norm=cfg.g_spectral_norm)
+  return generator, DCGANDiscriminator(cfg.d_width, norm, num_classes=classes, conditioning=cfg.d_conditioning)

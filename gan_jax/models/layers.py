@@ -30,8 +30,13 @@ class ExampleDropout(nn.Module):
 
 
 def batch_norm(train: bool, momentum: float = 0.9) -> nn.BatchNorm:
-  """Batch norm over the *global* batch: statistics are averaged over the data axis."""
-  return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=parallel.AXIS if train else None)
+  """Batch norm over the *global* batch: statistics are averaged over the data axis.
+
+  Statistics and output are float32 for any input (bfloat16 under train.compute_dtype): the next layer casts back.
+  """
+  return nn.BatchNorm(
+      use_running_average=not train, momentum=momentum, axis_name=parallel.AXIS if train else None, dtype=jnp.float32
+  )
 
 
 # The collection holding spectral normalisation's power-iteration state (u and the sigma it gives).
@@ -98,6 +103,7 @@ def conditional_batch_norm(x_BF: jax.Array, labels_B: jax.Array | None, *, num_c
       use_scale=False,
       use_bias=False,
       axis_name=parallel.AXIS if train else None,
+      dtype=jnp.float32,  # as batch_norm: normalise in float32 whatever the compute dtype
   )
   labels_B = class_labels(labels_B, x_BF.shape[0], num_classes)
   features = x_BF.shape[-1]
@@ -116,18 +122,21 @@ def discriminator_head(
     norm: str,
     train: bool,
     kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init,
+    dtype: jax.typing.DTypeLike | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
   """D's output from its features φ(x): logits_B, or (logits_B, class_logits_BC) for ACGAN.
 
   Unconditional: ψ(φ). projection: ψ(φ) + <embed(y), φ> (Miyato & Koyama 2018). acgan: ψ(φ) and a class
   head beside it (Odena et al. 2017), so the adversarial logit keeps the loss contract. Call it inside the
-  caller's compact method (names stay in its scope); weights take `norm`'s spectral normalisation.
+  caller's compact method (names stay in its scope); weights take `norm`'s spectral normalisation. The heads
+  compute in `dtype`; the logits come out float32, for the loss.
   """
-  logits_B = normed(norm, nn.Dense(1, kernel_init=kernel_init), train, post_norm=False)(h_BF)[:, 0]
+  dense = lambda features: nn.Dense(features, kernel_init=kernel_init, dtype=dtype)
+  logits_B = normed(norm, dense(1), train, post_norm=False)(h_BF)[:, 0].astype(jnp.float32)
   if not num_classes:
     return logits_B
   if conditioning == "acgan":
-    return logits_B, normed(norm, nn.Dense(num_classes, kernel_init=kernel_init), train, post_norm=False)(h_BF)
+    return logits_B, normed(norm, dense(num_classes), train, post_norm=False)(h_BF).astype(jnp.float32)
   if conditioning != "projection":
     raise ValueError(f"model.d_conditioning={conditioning!r}: expected 'projection' or 'acgan'")
   embed = nn.Embed(num_classes, h_BF.shape[-1], embedding_init=nn.initializers.xavier_uniform())

@@ -19,6 +19,7 @@ class MLPGenerator(nn.Module):
   tanh: bool = True  # images live in [-1, 1]; 2D points do not
   num_classes: int = 0  # > 0: conditional on a one-hot label concatenated to z (Mirza & Osindero 2014)
   spectral_norm: bool = False  # on every layer, as in SAGAN's generator (Zhang et al. 2019)
+  dtype: jax.typing.DTypeLike | None = None  # the Dense layers' compute dtype (train.compute_dtype)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -28,11 +29,12 @@ class MLPGenerator(nn.Module):
       h = jnp.concatenate([z_BZ, jax.nn.one_hot(labels_B, self.num_classes, dtype=z_BZ.dtype)], axis=-1)
     norm = "spectral" if self.spectral_norm else "none"
     for w in self.widths:
-      h = normed(norm, nn.Dense(w), train, post_norm=False)(h)
+      h = normed(norm, nn.Dense(w, dtype=self.dtype), train, post_norm=False)(h)
       if self.batch_norm:
         h = batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2) if self.activation == "leaky_relu" else nn.relu(h)
-    h = normed(norm, nn.Dense(int(np.prod(self.out_shape))), train, post_norm=False)(h)
+    h = normed(norm, nn.Dense(int(np.prod(self.out_shape)), dtype=self.dtype), train, post_norm=False)(h)
+    h = h.astype(jnp.float32)  # samples are float32 whatever the compute dtype
     h = jnp.tanh(h) if self.tanh else h
     return h.reshape((z_BZ.shape[0], *self.out_shape))
 
@@ -43,15 +45,22 @@ class MLPDiscriminator(nn.Module):
   norm: str = "none"  # layers.D_NORMS; batch / layer norm follow every hidden layer
   num_classes: int = 0  # > 0: conditional, as `conditioning` says (layers.discriminator_head)
   conditioning: str = "projection"
+  dtype: jax.typing.DTypeLike | None = None  # the Dense layers' compute dtype; the logits are float32
 
   @nn.compact
   def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     h = x.reshape((x.shape[0], -1))
     for w in self.widths:
-      h = nn.leaky_relu(normed(self.norm, nn.Dense(w), train)(h), 0.2)
+      h = nn.leaky_relu(normed(self.norm, nn.Dense(w, dtype=self.dtype), train)(h), 0.2)
       h = ExampleDropout(self.dropout)(h, train=train)
     return discriminator_head(
-        h, labels_B, num_classes=self.num_classes, conditioning=self.conditioning, norm=self.norm, train=train
+        h,
+        labels_B,
+        num_classes=self.num_classes,
+        conditioning=self.conditioning,
+        norm=self.norm,
+        train=train,
+        dtype=self.dtype,
     )
 
 

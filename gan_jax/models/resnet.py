@@ -31,8 +31,17 @@ def start_size(height: int) -> tuple[int, int]:
   raise ValueError(f"resnet needs square images of side 4 * 2^n or 7 * 2^n (e.g. 32, 28); got height {height}")
 
 
-def _conv(features: int, kernel: int, init, norm: str, train: bool, post_norm: bool = False):
-  return normed(norm, nn.Conv(features, (kernel, kernel), padding="SAME", kernel_init=init), train, post_norm=post_norm)
+def _conv(
+    features: int,
+    kernel: int,
+    init,
+    norm: str,
+    train: bool,
+    post_norm: bool = False,
+    dtype: jax.typing.DTypeLike | None = None,
+):
+  conv = nn.Conv(features, (kernel, kernel), padding="SAME", kernel_init=init, dtype=dtype)
+  return normed(norm, conv, train, post_norm=post_norm)
 
 
 def _upsample(x_BHWC: jax.Array) -> jax.Array:
@@ -47,14 +56,16 @@ class GBlock(nn.Module):
   features: int
   num_classes: int = 0
   norm: str = "none"  # "spectral" for a spectrally normalised G (model.g_spectral_norm)
+  dtype: jax.typing.DTypeLike | None = None
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None, *, train: bool) -> jax.Array:
     cbn = lambda x: conditional_batch_norm(x, labels_B, num_classes=self.num_classes, train=train)
-    h = _conv(self.features, 3, residual_init, self.norm, train)(_upsample(nn.relu(cbn(x_BHWC))))
+    conv = lambda k, init: _conv(self.features, k, init, self.norm, train, dtype=self.dtype)
+    h = conv(3, residual_init)(_upsample(nn.relu(cbn(x_BHWC))))
     h = nn.relu(cbn(h))
-    h = _conv(self.features, 3, residual_init, self.norm, train)(h)
-    return h + _conv(self.features, 1, shortcut_init, self.norm, train)(_upsample(x_BHWC))
+    h = conv(3, residual_init)(h)
+    return h + conv(1, shortcut_init)(_upsample(x_BHWC))
 
 
 class DBlock(nn.Module):
@@ -62,10 +73,11 @@ class DBlock(nn.Module):
   down: bool
   optimized: bool = False  # the first block: no ReLU on the image, shortcut pools before its 1x1 conv
   norm: str = "spectral"
+  dtype: jax.typing.DTypeLike | None = None
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, *, train: bool) -> jax.Array:
-    conv = lambda k, init, post: _conv(self.features, k, init, self.norm, train, post_norm=post)
+    conv = lambda k, init, post: _conv(self.features, k, init, self.norm, train, post_norm=post, dtype=self.dtype)
     h = x_BHWC if self.optimized else nn.relu(x_BHWC)
     h = conv(3, residual_init, True)(h)
     h = conv(3, residual_init, True)(nn.relu(h))
@@ -83,17 +95,19 @@ class ResNetGenerator(nn.Module):
   width: int = 256
   num_classes: int = 0
   spectral_norm: bool = False
+  dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype (train.compute_dtype); samples are float32
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
     s, n_up = start_size(self.out_shape[0])
     norm = "spectral" if self.spectral_norm else "none"
-    h = normed(norm, nn.Dense(s * s * self.width, kernel_init=shortcut_init), train, post_norm=False)(z_BZ)
-    h = h.reshape((-1, s, s, self.width))
+    dense = nn.Dense(s * s * self.width, kernel_init=shortcut_init, dtype=self.dtype)
+    h = normed(norm, dense, train, post_norm=False)(z_BZ).reshape((-1, s, s, self.width))
     for _ in range(n_up):
-      h = GBlock(self.width, self.num_classes, norm)(h, labels_B, train=train)
+      h = GBlock(self.width, self.num_classes, norm, self.dtype)(h, labels_B, train=train)
     h = nn.relu(batch_norm(train)(h))
-    return jnp.tanh(_conv(self.out_shape[-1], 3, shortcut_init, norm, train)(h))
+    out = _conv(self.out_shape[-1], 3, shortcut_init, norm, train, dtype=self.dtype)
+    return jnp.tanh(out(h).astype(jnp.float32))
 
 
 class ResNetDiscriminator(nn.Module):
@@ -101,14 +115,16 @@ class ResNetDiscriminator(nn.Module):
   norm: str = "spectral"
   num_classes: int = 0
   conditioning: str = "projection"
+  dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype; the logits are float32
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
-    h = DBlock(self.width, down=True, optimized=True, norm=self.norm)(x_BHWC, train=train)
-    h = DBlock(self.width, down=True, norm=self.norm)(h, train=train)
-    h = DBlock(self.width, down=False, norm=self.norm)(h, train=train)
-    h = DBlock(self.width, down=False, norm=self.norm)(h, train=train)
-    h_BF = jnp.sum(nn.relu(h), axis=(1, 2))
+    block = lambda down, **kw: DBlock(self.width, down=down, norm=self.norm, dtype=self.dtype, **kw)
+    h = block(True, optimized=True)(x_BHWC, train=train)
+    h = block(True)(h, train=train)
+    h = block(False)(h, train=train)
+    h = block(False)(h, train=train)
+    h_BF = jnp.sum(nn.relu(h), axis=(1, 2), dtype=jnp.float32)  # the pooled sum accumulates in float32
     return discriminator_head(
         h_BF,
         labels_B,
@@ -117,6 +133,7 @@ class ResNetDiscriminator(nn.Module):
         norm=self.norm,
         train=train,
         kernel_init=shortcut_init,
+        dtype=self.dtype,
     )
 
 

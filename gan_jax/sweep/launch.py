@@ -28,7 +28,7 @@ from gan_jax.sweep.vectorize import Group
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
-SLURM_DEFAULTS = {"partition": "", "timeout_min": 24 * 60, "gpus_per_node": 1, "cpus_per_task": 8, "mem_gb": 32}
+SLURM_DEFAULTS = config_lib.to_dict(config_lib.base_config())["slurm"]  # keys a `slurm` section may set
 CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}
 
 

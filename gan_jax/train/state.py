@@ -49,8 +49,8 @@ class GAN:
   data_shape: tuple[int, ...]
 
   def generate(self, params: Params, stats: Params, z_BZ: jax.Array, labels_B=None) -> jax.Array:
-    """Inference-mode samples (running batch-norm statistics)."""
-    return self.generator.apply({"params": params, **stats}, z_BZ, labels_B, train=False)
+    """Inference-mode samples (running batch-norm statistics), float32 whatever train.compute_dtype."""
+    return self.generator.apply({"params": params, **stats}, z_BZ, labels_B, train=False).astype(jnp.float32)
 
 
 # Float hyperparameters kept in the state rather than closed over by the step, so that each member
@@ -98,7 +98,7 @@ def _unit_schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Sc
 
 def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=None) -> GAN:
   """Builds the static pieces by name from the config; `loss_fn` overrides `loss.name`."""
-  generator, discriminator = models.get(config.model, info)
+  generator, discriminator = models.get(config.model, info, config.train.compute_dtype)
   loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
   losses.check(loss)
   options = {"one_sided": True} if config.penalty.one_sided else {}
