@@ -60,6 +60,8 @@ VARIANTS = (
     Variant("bf16 alternating", {"train.update": "alternating", "train.compute_dtype": "bfloat16"}),
     Variant("bf16 simultaneous", {"train.update": "simultaneous", "train.compute_dtype": "bfloat16"}),
     Variant("f32 alternating, XLA convolutions", {"train.update": "alternating"}, XLA_CONVOLUTIONS, ("dcgan28",)),
+    # K members in one vmapped step (config.population); images/s then counts every member's examples.
+    *(Variant(f"f32 alternating, population {k}", {"population": k}, experiments=("ring8",)) for k in (4, 8, 16)),
 )
 
 # Reference measurements on this machine, images/s at batch 64: (experiment, variant, implementation, low, high).
@@ -131,7 +133,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
       "argument_bytes": memory.argument_size_in_bytes,
       "temp_bytes": memory.temp_size_in_bytes,
       "output_bytes": memory.output_size_in_bytes,
-      "examples_per_step": config.train.batch_size * config.train.d_steps,
+      "compute_dtype": config.train.compute_dtype,
+      "examples_per_step": config.train.batch_size * config.train.d_steps * config.population,
   }
   if spec["repeats"]:
     out["step_s"] = time_steps(compiled, state, batches, spec["warmup"], spec["repeats"], spec["steps"])
@@ -175,11 +178,11 @@ def pipeline_rate(config, seconds: float) -> float:
   return n / (time.perf_counter() - t0)
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 20) -> float:
-  """GFLOP/s of a jitted f32 [size, size] @ [size, size]: what this machine's XLA reaches on a large dot."""
+def matmul_ceiling(dtype: str = "float32", size: int = 2048, repeats: int = 20) -> float:
+  """GFLOP/s of a jitted [size, size] @ [size, size] in `dtype`: what this machine's XLA reaches on a large dot."""
   import jax
 
-  a = jax.random.normal(jax.random.PRNGKey(0), (size, size), np.float32)
+  a = jax.random.normal(jax.random.PRNGKey(0), (size, size)).astype(dtype)
   f = jax.jit(lambda a: a @ a).lower(a).compile()
   jax.block_until_ready(f(a))
   times = []
@@ -273,17 +276,19 @@ def load_average() -> str:
   return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: tuple[float, float], loads: tuple[str, str],
-           command: str) -> str:
-  ceiling = float(np.mean(ceilings))
+def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str, tuple[float, float]],
+           loads: tuple[str, str], command: str) -> str:
+  """`ceilings`: compute dtype -> the matmul ceiling's GFLOP/s before and after the rows; each row is held
+  against the mean of its own dtype's."""
   lines = [
       "# Benchmarks",
       "",
       f"`{command}` ({'; '.join(f'{k}: {v}' for k, v in info.items())}).",
       f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]}. The machine is shared: step times are",
       "medians of per-step times (each step waits for its result) over several repeats; the range is that of the",
-      "repeats' medians. Images/s counts real examples consumed: batch size x D steps per step.",
-      f"Matmul ceiling: jitted f32 2048x2048 matmul, {ceilings[0]:.0f} GFLOP/s before and {ceilings[1]:.0f} after.",
+      "repeats' medians. Images/s counts real examples consumed: batch size x D steps (x population) per step.",
+      "Matmul ceilings (jitted 2048x2048 matmul, GFLOP/s before and after the rows): "
+      + "; ".join(f"{d} {c[0]:.0f} and {c[1]:.0f}" for d, c in ceilings.items()) + ".",
       "",
       "| experiment | variant | devices | compile cold s | compile cached s | step ms | images/s | GFLOP/step "
       "| GFLOP/s (% ceiling) | XLA args+temp MB | peak RSS MB |",
@@ -293,7 +298,7 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: tuple[flo
     step = float(np.median(r["step_s"]))
     compile_cold = f"{r['cold']['lower_s'] + r['cold']['compile_s']:.1f}" if "cold" in r else "-"
     cached = f"{r['lower_s'] + r['compile_s']:.1f}" + ("" if r["cache_hit"] else " (miss)") if "cold" in r else "-"
-    gflops = r["flops"] / step / 1e9
+    gflops, ceiling = r["flops"] / step / 1e9, float(np.mean(ceilings[r["compute_dtype"]]))
     lines.append(
         f"| {r['experiment']} | {r['variant']} | {r['devices']} | {compile_cold} | {cached} "
         f"| {step * 1e3:.1f} [{min(r['step_s']) * 1e3:.1f}-{max(r['step_s']) * 1e3:.1f}] "
@@ -373,9 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   command = "python -m gan_jax.bench " + " ".join(sys.argv[1:] if argv is None else argv)
   info, load_before = machine(), load_average()
-  ceiling_before = matmul_ceiling()
+  dtypes = ("float32", "bfloat16")
+  ceiling_before = {d: matmul_ceiling(d) for d in dtypes}
   rows = measure(names, args)
-  ceilings, loads = (ceiling_before, matmul_ceiling()), (load_before, load_average())
+  ceilings = {d: (ceiling_before[d], matmul_ceiling(d)) for d in dtypes}
+  loads = (load_before, load_average())
   text = report(rows, info, ceilings, loads, command.strip())
   if args.out:
     Path(args.out).write_text(text)

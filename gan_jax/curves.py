@@ -8,7 +8,7 @@ Runs (and population members) whose configs differ only in `seed` form one group
 `{"smoothing": W, "band": {"k_std": k, "min_abs": a, "min_fraction": f}, "curves": {name: {"step": [..],
 "mean": [..], "std": [..]}}}` or CSV with columns `curve,step,mean,std` (default band). A run reproduces
 a curve when at least a fraction f of the reference steps inside the run's range have
-|run - mean| <= max(k * std, a), the run smoothed with the same window W.
+|run - mean| <= max(k * std, a), the run smoothed with the same window W (evaluation metrics never are).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class Series:
   label: str
   config: dict
   curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+  # Curves from eval.jsonl: each point already averages thousands of samples, and a few evaluations
+  # smoothed together would blur the trend, so they are never smoothed.
+  evaluations: frozenset[str] = frozenset()
 
 
 def load_series(workdir: str) -> list[Series]:
@@ -45,7 +48,9 @@ def load_series(workdir: str) -> list[Series]:
     raise FileNotFoundError(f"{cfg_path!r} does not exist; expected a workdir written by `gan-jax train`")
   with open(cfg_path) as f:
     config = json.load(f)
-  rows = read_jsonl(os.path.join(workdir, "metrics.jsonl")) + read_jsonl(os.path.join(workdir, "eval.jsonl"))
+  evals = read_jsonl(os.path.join(workdir, "eval.jsonl"))
+  rows = read_jsonl(os.path.join(workdir, "metrics.jsonl")) + evals
+  evaluated = frozenset(k for r in evals for k, v in r.items() if _is_number(v))
   members = sorted({r.get("member", 0) for r in rows}) or [0]
   population = json.loads(config.get("population_members") or "{}")
   out = []
@@ -53,7 +58,7 @@ def load_series(workdir: str) -> list[Series]:
     member_cfg = config_lib.flatten(config)
     member_cfg.update({k: v[m] for k, v in population.items()})
     label = os.path.basename(os.path.normpath(workdir)) + (f"[{m}]" if len(members) > 1 else "")
-    series = Series(label, member_cfg)
+    series = Series(label, member_cfg, evaluations=evaluated)
     mine = [r for r in rows if r.get("member", 0) == m]
     names = sorted({k for r in mine for k, v in r.items() if k not in ("step", "member") and _is_number(v)})
     for name in names:
@@ -94,8 +99,10 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(steps, mean, std) of a curve over a group's members at the steps they all logged."""
+  """(steps, mean, std) of a curve over a group's members at the steps they all logged; evaluations unsmoothed."""
   present = [s.curves[name] for s in group if name in s.curves]
+  if any(name in s.evaluations for s in group):
+    window = 1
   if not present:
     return np.zeros(0, int), np.zeros(0), np.zeros(0)
   steps = present[0][0]

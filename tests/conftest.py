@@ -13,6 +13,10 @@ import struct  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# submitit binds its log handlers to sys.stdout / sys.stderr when first imported. Imported under a test's
+# capsys, they would keep that test's capture file, closed after it, and logging's exit-time flush fails.
+import submitit  # noqa: E402,F401
+
 
 def write_idx(path: str, array: np.ndarray, compress: bool = True) -> None:
   """Writes an IDX file (the MNIST format): magic 0x08 (ubyte) + ndim, big-endian dims, data."""

@@ -34,6 +34,19 @@ def test_smooth_is_a_centred_truncated_mean():
   np.testing.assert_array_equal(curves.smooth(np.array([3.0, 1.0]), 1), [3.0, 1.0])
 
 
+def test_evaluation_metrics_are_never_smoothed(tmp_path):
+  run = fake_run(tmp_path / "r", 0)
+  with open(os.path.join(run, "eval.jsonl"), "w") as f:
+    for step, modes in ((100, 4), (200, 6), (300, 8)):
+      f.write(json.dumps({"step": step, "modes": modes, "protocol": {"seed": 0}}) + "\n")
+  (series,) = curves.load_series(run)
+  steps, mean, _ = curves.band([series], "modes", 5)
+  np.testing.assert_array_equal(steps, [100, 200, 300])
+  np.testing.assert_array_equal(mean, [4, 6, 8])
+  _, d_loss, _ = curves.band([series], "d_loss", 5)
+  np.testing.assert_allclose(d_loss, curves.smooth(series.curves["d_loss"][1], 5))
+
+
 def test_groups_split_on_config_not_seed(tmp_path):
   runs = [fake_run(tmp_path / f"h{s}", s) for s in range(3)]
   runs += [fake_run(tmp_path / f"n{s}", s, "minimax") for s in (0, 1)]

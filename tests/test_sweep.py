@@ -337,10 +337,12 @@ def test_report_reads_each_point_from_its_member_rows(tmp_path):
   assert [r["name"] for r in rows_of(tmp_path / "results.csv")] == ["seed=1", "seed=0", "seed=2"]  # best.fid
   assert not any("member" in col for col in rows["seed=0"])
   assert {k: float(v) for k, v in rows["seed=0"].items() if "." in k} == {
-      "final.step": 10, "final.d_loss": 100, "final.g_loss": 0, "best.fid": 3, "best.modes": 8
+      "final.step": 10, "final.d_loss": 100, "final.g_loss": 0, "final.fid": 5, "final.modes": 8, "best.fid": 3,
+      "best.modes": 8,
   }
   assert {k: float(v) for k, v in rows["seed=1"].items() if "." in k} == {
-      "final.step": 10, "final.d_loss": 101, "final.g_loss": -1, "best.fid": 2, "best.modes": 7
+      "final.step": 10, "final.d_loss": 101, "final.g_loss": -1, "final.fid": 2, "final.modes": 7, "best.fid": 2,
+      "best.modes": 7,
   }
   (seed_row,) = rows_of(tmp_path / "results_by_seed.csv")
   assert seed_row["seeds"] == "3" and float(seed_row["best.fid.mean"]) == 3.0

@@ -1,7 +1,7 @@
 """A sweep's results table: DIR/results.csv, DIR/results.md and DIR/results_by_seed.csv.
 
-Per point: its overrides, status, `final.*` (the last line of metrics.jsonl) and `best.*` (the
-best value of each metric over eval.jsonl); a point trained as member m of a population (`sweep
+Per point: its overrides, status, `final.*` (the last line of metrics.jsonl and the last evaluation)
+and `best.*` (the best value of each metric over eval.jsonl, each on its own); a point trained as member m of a population (`sweep
 --vectorize`) reads the rows tagged `"member": m` in its group's files. Seed aggregation groups
 points whose overrides differ only in `seed` and gives mean ± sample std (ddof=1) over the done ones.
 """
@@ -50,6 +50,8 @@ def point_row(directory: str, name: str, member: int | None = None) -> dict[str,
   if metrics:
     row.update({f"final.{k}": v for k, v in metrics[-1].items() if k != "member" and _number(v)})
   evals = rows("eval.jsonl")
+  if evals:
+    row.update({f"final.{k}": v for k, v in evals[-1].items() if k not in ("step", "member") and _number(v)})
   for key in dict.fromkeys(k for e in evals for k in e if k not in ("step", "member")):
     values = [e[key] for e in evals if _number(e.get(key))]
     if values:
