@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from gan_jax import config as config_lib
-from gan_jax import data, models
+from gan_jax import data, inference, models
 from gan_jax.data import synthetic
 from gan_jax.metrics import (
     FeatureMoments,
@@ -131,11 +131,8 @@ def run_sampler(run: Any, *, seed: int = 0, ema: bool = True, member: int = 0) -
   A conditional generator's classes take turns across the whole stream, so its samples are
   class-balanced like the real test split.
   """
-  if not 0 <= member < run.config.population:
-    raise ValueError(f"member={member}: expected 0..{run.config.population - 1} for this population")
-  params, stats = jax.tree.map(
-      lambda a: a[member], (run.state.ema_params if ema else run.state.g_params, run.state.g_stats)
-  )
+  g_vars, _ = inference.member_variables(run, member, ema)
+  params, stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
   fn = jax.jit(run.gan.generate)
   num_classes = models.generator_classes(run.gan.generator)
   produced = 0

@@ -55,6 +55,18 @@ def sample_labels(spec: str, num: int, num_classes: int) -> np.ndarray:
   return np.resize(np.asarray(given, np.int32), num)
 
 
+def member_variables(run: Run, member: int = 0, ema: bool = True) -> tuple[dict, dict]:
+  """(g_vars, d_vars) of one member, as Flax `apply` takes them: G's EMA (or raw) parameters, D's."""
+  K = run.config.population
+  if not 0 <= member < K:
+    raise ValueError(f"member={member}: expected 0..{K - 1} for this population of {K}")
+  s = run.state
+  g_params, g_stats, d_params, d_stats = jax.tree.map(
+      lambda a: a[member], (s.ema_params if ema else s.g_params, s.g_stats, s.d_params, s.d_stats)
+  )
+  return {"params": g_params, **g_stats}, {"params": d_params, **d_stats}
+
+
 def generate(
     run: Run,
     num: int,
@@ -69,14 +81,23 @@ def generate(
   A conditional run's sample i is of class labels_N[i]; without labels_N the classes take turns
   (sample_labels "all").
   """
-  K = run.config.population
-  if not 0 <= member < K:
-    raise ValueError(f"member={member}: expected 0..{K - 1} for this population of {K}")
-  params, stats = jax.tree.map(
-      lambda a: a[member], (run.state.ema_params if ema else run.state.g_params, run.state.g_stats)
-  )
-  fn = jax.jit(run.gan.generate)
   z_NZ = jax.random.normal(jax.random.PRNGKey(seed), (num, run.gan.latent_dim))
+  return generate_from(run, z_NZ, ema=ema, member=member, batch_size=batch_size, labels_N=labels_N)
+
+
+def generate_from(
+    run: Run,
+    z_NZ: jax.Array,
+    ema: bool = True,
+    member: int = 0,
+    batch_size: int = 500,
+    labels_N: np.ndarray | None = None,
+) -> np.ndarray:
+  """The samples of given codes z_NZ (see `generate`): for interpolations and truncated noise."""
+  num = len(z_NZ)
+  g_vars, _ = member_variables(run, member, ema)
+  params, stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
+  fn = jax.jit(run.gan.generate)
   num_classes = models.generator_classes(run.gan.generator)
   if labels_N is None and num_classes:
     labels_N = sample_labels("all", num, num_classes)

@@ -180,7 +180,8 @@ def test_run_sampler_takes_one_member_and_cycles_classes():
 
   gan = types.SimpleNamespace(generate=generate, generator=types.SimpleNamespace(num_classes=3), latent_dim=4)
   state = types.SimpleNamespace(
-      ema_params={"w": jnp.array([10.0, 20.0])}, g_params={"w": jnp.array([1.0, 2.0])}, g_stats={"s": jnp.zeros(2)}
+      ema_params={"w": jnp.array([10.0, 20.0])}, g_params={"w": jnp.array([1.0, 2.0])}, g_stats={"s": jnp.zeros(2)},
+      d_params={"v": jnp.zeros(2)}, d_stats={},
   )
   run = types.SimpleNamespace(config=types.SimpleNamespace(population=2), gan=gan, state=state)
   sample = evaluate.run_sampler(run, ema=False, member=1)

@@ -1,8 +1,9 @@
 """A sweep's results table: DIR/results.csv, DIR/results.md and DIR/results_by_seed.csv.
 
 Per point: its overrides, status, `final.*` (the last line of metrics.jsonl and the last evaluation)
-and `best.*` (the best value of each metric over eval.jsonl, each on its own); a point trained as member m of a population (`sweep
---vectorize`) reads the rows tagged `"member": m` in its group's files. Seed aggregation groups
+and `best.*` (the best value of each metric over eval.jsonl, each on its own); a point trained as
+member m of a population (`sweep --vectorize`) reads the rows tagged `"member": m` in its group's
+files. Seed aggregation groups
 points whose overrides differ only in `seed` and gives mean ± sample std (ddof=1) over the done ones.
 """
 

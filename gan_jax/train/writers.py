@@ -15,10 +15,10 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
   return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def image_grid(images_NHWC: np.ndarray) -> np.ndarray:
-  """Tiles N images into a near-square uint8 grid with 1-pixel gaps."""
+def image_grid(images_NHWC: np.ndarray, cols: int | None = None) -> np.ndarray:
+  """Tiles N images row by row into a uint8 grid with 1-pixel gaps, `cols` wide (near-square by default)."""
   n, h, w, c = images_NHWC.shape
-  cols = int(np.ceil(np.sqrt(n)))
+  cols = cols or int(np.ceil(np.sqrt(n)))
   rows = int(np.ceil(n / cols))
   grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
   for i, img in enumerate(to_uint8(images_NHWC)):
@@ -27,11 +27,13 @@ def image_grid(images_NHWC: np.ndarray) -> np.ndarray:
   return grid[..., 0] if c == 1 else grid
 
 
-def save_samples(path: str, samples: np.ndarray, kind: str, reference: np.ndarray | None = None) -> None:
-  """An image grid, or for 2D data a scatter plot over the real modes."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
+def save_samples(
+    path: str, samples: np.ndarray, kind: str, reference: np.ndarray | None = None, cols: int | None = None
+) -> None:
+  """An image grid (`cols` wide, see image_grid), or for 2D data a scatter plot over the real modes."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   if kind == "images":
-    Image.fromarray(image_grid(samples)).save(path)
+    Image.fromarray(image_grid(samples, cols)).save(path)
     return
   import matplotlib
 

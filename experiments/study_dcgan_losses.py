@@ -1,0 +1,36 @@
+"""The default DCGAN on Fashion-MNIST under four objectives: loss curves and FID against steps.
+
+  gan-jax sweep --config experiments/study_dcgan_losses.py --workdir runs/study_dcgan --parallel 1
+  gan-jax curves runs/study_dcgan/* --out runs/study_dcgan/curves.png
+  gan-jax curves runs/study_dcgan/loss.name=hinge* \
+      --reference experiments/references/study_dcgan_hinge.json --out hinge.png   # exit 1 if off the curve
+
+non_saturating, hinge and least_squares train with no penalty; wasserstein with WGAN-GP (weight 10, as in
+Gulrajani et al. 2017) and, as its critic needs, layer norm instead of batch norm in D (a batch-normalised
+critic breaks the per-example gradient penalty). Everything else is experiments/dcgan_fashion_mnist.py,
+with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
+(`:N` gives N seeds, trained as populations with --vectorize); each run takes about 8 minutes on a 2-core
+CPU. Results and curves: docs/studies.md.
+"""
+
+import os
+
+from gan_jax import config as config_lib
+from gan_jax.sweep import product, seeds, sweep, zip_
+
+
+def get_config(arg=None):
+  c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist.py"))
+  c.train.steps = 2000
+  c.eval.every = 500
+  c.checkpoint.every = 500
+  return c
+
+
+def get_sweep(arg=None):
+  objectives = zip_(
+      sweep("loss.name", ["non_saturating", "hinge", "least_squares", "wasserstein"]),
+      sweep("penalty.name", ["none", "none", "none", "wgan_gp"]),
+      sweep("model.d_norm", ["batch", "batch", "batch", "layer"]),
+  )
+  return product(objectives, seeds(int(arg or 1)))
