@@ -1,4 +1,5 @@
-"""`gan-jax` (and `python -m gan_jax`): train, sample, eval, sweep, curves, gif, inpaint, interpolate."""
+"""`gan-jax` (and `python -m gan_jax`): train, sample, eval, sweep, curves, gif, inpaint, interpolate, anomaly,
+augment."""
 
 from __future__ import annotations
 
@@ -67,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--frame-ms", type=int, default=300)
   p.set_defaults(run=_gif)
 
+  p = sub.add_parser("anomaly", help="AnoGAN scores (Schlegl et al. 2017) of test images; AUROC of held-out classes")
+  p.add_argument("--workdir", required=True, help="a run trained with data.exclude_classes (its anomalies)")
+  p.add_argument("--images", default="test:0-999", help="SPLIT:FIRST-LAST of the run's dataset, or a labelled FILE.npz")
+  p.add_argument("--steps", type=int, default=100, help="Adam steps of the latent search (Schlegl et al.: 500)")
+  p.add_argument("--restarts", type=int, default=1, help="random initial codes per image; the best one wins")
+  p.add_argument("--lr", type=float, default=0.03, help="Adam step size on z")
+  p.add_argument("--discrimination-weight", type=float, default=0.1, help="λ of D's feature loss (1 - λ: residual)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", help="FILE.npz: also write each image's score, label and anomaly flag")
+  p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+  p.add_argument("--member", type=int, default=0, help="which member of a population run")
+  p.set_defaults(run=_anomaly)
+
   p = sub.add_parser("inpaint", help="fill masked images by latent search (Yeh et al. 2017); PSNR/SSIM vs baselines")
   p.add_argument("--workdir", required=True)
   p.add_argument("--mask", default="center", help="center | half (left) | random (80%% missing) | random:P | FILE.png")
@@ -93,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
   p.add_argument("--member", type=int, default=0, help="which member of a population run")
   p.set_defaults(run=_interpolate)
+
+  p = sub.add_parser(
+      "augment",
+      help="classifier accuracy on a real subset, on it plus generated images, on generated ones only (CAS)",
+      description="Class-conditional runs: test accuracy of the Fashion-MNIST classifier trained on a stratified "
+      "real subset, the subset plus N generated labelled images, and the N generated images alone (Classification "
+      "Accuracy Score), per fraction and seed; prints one JSON object. The defaults take a few minutes on a CPU.",
+  )
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--fractions", default="0.01,0.1", help="stratified train-split fractions (default: %(default)s)")
+  p.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1: subset, noise, classifier (default: %(default)s)")
+  p.add_argument("--epochs", type=int, default=2, help="passes over each training set (default: %(default)s)")
+  p.add_argument(
+      "--min-steps", type=int, default=100, help="more epochs where fewer steps would be run (default: %(default)s)"
+  )
+  p.add_argument("--generated", type=int, default=6000, help="N generated images, all classes (default: %(default)s)")
+  p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
+  p.add_argument("--member", type=int, default=0, help="which member of a population run")
+  p.set_defaults(run=_augment)
   return parser
 
 
@@ -165,6 +198,38 @@ def _gif(args, _) -> int:
 
   n = progress_gif(args.workdir, args.out, args.frame_ms)
   print(f"wrote {n} frames to {args.out}")
+  return 0
+
+
+def _anomaly(args, _) -> int:
+  import json
+  import time
+
+  from gan_jax import anomaly, data, inference
+
+  start = time.time()
+  run = inference.load_run(args.workdir)
+  x_NHWC, labels_N = anomaly.load_images(run, args.images)
+  search = dict(steps=args.steps, restarts=args.restarts, seed=args.seed, lr=args.lr)
+  score_N, anomalous_N, summary = anomaly.evaluate_anomaly(
+      run, x_NHWC, labels_N, weight=args.discrimination_weight, ema=not args.no_ema, member=args.member, **search
+  )
+  if args.out:
+    np.savez(args.out, scores=score_N, labels=labels_N, anomalous=anomalous_N)
+  protocol = {
+      "workdir": args.workdir,
+      "step": int(run.state.step[args.member]),
+      "images": args.images,
+      "held_out_classes": list(data.excluded_classes(run.config, run.info.kind, run.info.num_classes)),
+      "method": "anogan",
+      **search,
+      "lambda": args.discrimination_weight,
+      "score": "(1 - lambda) sum|x - G(z)| + lambda sum|f(x) - f(G(z))| at the best z; f: D's features before its head",
+      "ema": not args.no_ema,
+      "member": args.member,
+      "seconds": round(time.time() - start, 1),
+  }
+  print(json.dumps({**summary, "protocol": protocol, "files": [args.out] if args.out else []}))
   return 0
 
 
@@ -246,4 +311,35 @@ def _interpolate(args, _) -> int:
   save_samples(args.out, x, "images", cols=args.steps)
   rows = f"{num_classes} classes" if num_classes else f"{args.rows} rows"
   print(f"wrote {rows} x {args.steps} {args.method} interpolations of {args.workdir} to {args.out}")
+  return 0
+
+
+def _augment(args, _) -> int:
+  import json
+  import time
+
+  from gan_jax import classify, inference
+
+  start = time.time()
+  fractions, seeds = classify.parse_fractions(args.fractions), list(range(args.seeds))
+  run = inference.load_run(args.workdir)
+  fit = dict(epochs=args.epochs, generated=args.generated, min_steps=args.min_steps, batch_size=128, lr=1e-3)
+  log = lambda line: print(line, file=sys.stderr, flush=True)
+  study = classify.augmentation_study(run, fractions, seeds, **fit, ema=not args.no_ema, member=args.member, log=log)
+  protocol = {
+      "workdir": args.workdir,
+      "step": int(run.state.step[args.member]),
+      "fractions": list(fractions),
+      "seeds": seeds,
+      **fit,
+      "ema": not args.no_ema,
+      "member": args.member,
+      "classifier": "metrics.features.FashionClassifier, Adam with cosine decay (scripts/train_classifier.py's loop)",
+      "subset": "class-stratified, drawn per seed; generated images: noise per seed, classes in turn",
+      "generated_setting": "trained once per seed on the N generated images, the same under every fraction",
+      "accuracy": "top-1 on the whole test split; std over seeds with ddof=1",
+      "train_split_images": study["train_split_images"],
+      "test_images": study["test_images"],
+  }
+  print(json.dumps({"accuracy": study["accuracy"], "protocol": protocol, "seconds": round(time.time() - start, 1)}))
   return 0

@@ -29,6 +29,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""  # TFDS data dir (array_record); "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.source_dir = ""  # Where the raw IDX files are; "" = search the Debian path, then download.
   c.data.split = "train"  # The split G learns from; evaluation compares against the test split.
+  # Classes left out of the training batches: "" (none), "3" or "3,5" (one-class anomaly detection, `gan-jax
+  # anomaly`). Labelled image datasets only. Evaluation's real statistics still use the whole test split.
+  c.data.exclude_classes = ""
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | resnet | a name registered in gan_jax.models.

@@ -146,16 +146,11 @@ def gan_inpaint(
     z_NZ, loss_N = latent.latent_search(gen, loss_fn, z0_RNZ, steps=steps, lr=lr)
     return gen(z_NZ), loss_N
 
-  n = len(y_NHWC)
-  out_x, out_loss = [], []
-  for start in range(0, n, batch_size):
-    ids_B = np.arange(start, min(start + batch_size, n))
-    padded_B = np.resize(ids_B, min(batch_size, n))  # the last batch repeats images: one compiled shape
-    labels_B = None if labels_N is None else jnp.asarray(labels_N[padded_B], jnp.int32)
-    x, loss = search(g_vars, d_vars, y_NHWC[padded_B], mask_NHW[padded_B], labels_B, padded_B)
-    out_x.append(np.asarray(x)[: len(ids_B)])
-    out_loss.append(np.asarray(loss)[: len(ids_B)])
-  return np.concatenate(out_x), np.concatenate(out_loss)
+  def batch(ids_B: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    labels_B = None if labels_N is None else jnp.asarray(labels_N[ids_B], jnp.int32)
+    return search(g_vars, d_vars, y_NHWC[ids_B], mask_NHW[ids_B], labels_B, ids_B)
+
+  return latent.map_batches(batch, len(y_NHWC), batch_size)
 
 
 def mean_fill(y_NHWC: np.ndarray, mask_NHW: np.ndarray, train_mean_HWC: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Latent-space tools: interpolation, the truncation trick and latent search (optimising z for a loss of G(z)).
 
-All pure and traceable; jit them with the data as arguments (arrays closed over under jit become constants).
+All pure and traceable but map_batches, the host loop that feeds a jitted search its batches; jit them with the
+data as arguments (arrays closed over under jit become constants).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import lax
 
@@ -112,3 +114,19 @@ def initial_latents(key: jax.Array, restarts: int, ids_N: jax.Array, latent_dim:
   """z0_RNZ for latent_search, drawn per example id: a result does not depend on how examples are batched."""
   z_NRZ = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (restarts, latent_dim)))(ids_N)
   return jnp.swapaxes(z_NRZ, 0, 1)
+
+
+def map_batches(fn: Callable[[np.ndarray], tuple[jax.Array, ...]], n: int, batch_size: int) -> tuple[np.ndarray, ...]:
+  """fn(ids_B) over the ids 0..n-1 in batches of `batch_size`, each output concatenated over the batches.
+
+  The last batch repeats ids up to the full size, so a jitted fn compiles once; the repeats are dropped.
+  With codes keyed per id (initial_latents), the results then do not depend on batch_size.
+  """
+  if n < 1 or batch_size < 1:
+    raise ValueError(f"n={n} examples in batches of {batch_size}: expected both positive")
+  parts = []
+  for start in range(0, n, batch_size):
+    ids_B = np.arange(start, min(start + batch_size, n))
+    outs = fn(np.resize(ids_B, min(batch_size, n)))
+    parts.append([np.asarray(o)[: len(ids_B)] for o in outs])
+  return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

@@ -12,50 +12,18 @@ After retraining, paste the printed sha256 into FASHION_WEIGHTS_SHA256 in gan_ja
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
-import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
+from gan_jax import classify, data
 from gan_jax import config as config_lib
-from gan_jax import data
 from gan_jax.metrics import features
 
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), os.pardir, "gan_jax", "assets", features.FASHION_WEIGHTS_FILE)
-
-
-def train(images_NHWC: np.ndarray, labels_N: np.ndarray, *, epochs: int, batch_size: int, seed: int) -> dict:
-  """Adam with a cosine-decayed rate; returns float32 variables."""
-  module = features.FashionClassifier()
-  variables = module.init(jax.random.PRNGKey(seed), jnp.zeros((1, *features.FASHION_IMAGE_SHAPE)))
-  steps_per_epoch = len(labels_N) // batch_size
-  tx = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * steps_per_epoch))
-  opt_state = tx.init(variables)
-
-  @jax.jit
-  def step(variables, opt_state, images_BHWC, labels_B):
-    def loss_fn(v):
-      _, logits_BC = module.apply(v, images_BHWC)
-      return optax.softmax_cross_entropy_with_integer_labels(logits_BC, labels_B).mean()
-
-    loss, grads = jax.value_and_grad(loss_fn)(variables)
-    updates, opt_state = tx.update(grads, opt_state, variables)
-    return optax.apply_updates(variables, updates), opt_state, loss
-
-  rng = np.random.default_rng(seed)
-  for epoch in range(epochs):
-    start, order_N, losses = time.time(), rng.permutation(len(labels_N)), []
-    for i in range(steps_per_epoch):
-      batch_B = order_N[i * batch_size:(i + 1) * batch_size]
-      variables, opt_state, loss = step(variables, opt_state, images_NHWC[batch_B], labels_N[batch_B])
-      losses.append(loss)
-    print(f"epoch {epoch + 1}/{epochs}: loss {float(np.mean(jax.device_get(losses))):.4f} "
-          f"({time.time() - start:.0f} s)", flush=True)
-  return variables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,14 +38,16 @@ def main(argv: list[str] | None = None) -> int:
   train_x, train_y = data.load_split(config, "train")
   test_x, test_y = data.load_split(config, "test")
   print(f"train {train_x.shape}, test {test_x.shape}", flush=True)
-  variables = train(train_x, train_y, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+  log = functools.partial(print, flush=True)
+  variables = classify.train_classifier(
+      train_x, train_y, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, log=log
+  )
 
   rounded = jax.tree.map(lambda a: np.asarray(a, np.float16), jax.device_get(variables))
   features.save_variables(args.out, rounded)
   sha256 = features.file_sha256(args.out)
   net = features.load_fashion_classifier(args.out, expected_sha256=sha256)
-  _, probs_NC = net(test_x)
-  accuracy = float((probs_NC.argmax(axis=1) == test_y).mean())
+  accuracy = classify.accuracy(net.variables, test_x, test_y)
   # The accuracy goes into the file too, so the hash covers it: write again and rehash.
   features.save_variables(args.out, rounded, test_accuracy=accuracy, epochs=args.epochs, seed=args.seed)
   sha256 = features.file_sha256(args.out)

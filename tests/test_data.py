@@ -136,6 +136,72 @@ def test_indivisible_batch_names_both_numbers(cfg):
     data.make_batches(cfg, start_step=0, examples_per_step=10, process_index=0, process_count=3)
 
 
+@pytest.fixture(params=["in_memory", "records"])
+def source_kind(request, monkeypatch):
+  """Reads the train split held in memory, or decoded batch by batch (a split over IN_MEMORY_LIMIT_BYTES)."""
+  from gan_jax.data import pipeline
+
+  if request.param == "records":
+    monkeypatch.setattr(pipeline, "IN_MEMORY_LIMIT_BYTES", 0)
+  pipeline._image_source.cache_clear()
+  yield request.param
+  pipeline._image_source.cache_clear()
+
+
+def test_excluded_classes_never_reach_a_batch(cfg, idx, source_kind):
+  c = cfg.copy_and_resolve_references()
+  c.data.exclude_classes = "5,3"
+  labels_N = idx["train"][1]
+  kept = np.flatnonzero(~np.isin(labels_N, [3, 5]))
+  assert 0 < len(kept) < NUM_TRAIN and len(kept) % 7  # batches of 7 straddle the epoch boundary
+  batches = _take(c, -(-2 * len(kept) // 7), start_step=0, examples_per_step=7)  # two epochs and a bit
+  assert not np.isin(np.concatenate([b["label"] for b in batches]), [3, 5]).any()
+  stream = np.concatenate([_ids(b) for b in batches])
+  epoch0, epoch1 = stream[: len(kept)], stream[len(kept) : 2 * len(kept)]
+  np.testing.assert_array_equal(np.sort(epoch0), kept)  # each kept example once an epoch
+  np.testing.assert_array_equal(np.sort(epoch1), kept)
+  assert not np.array_equal(epoch0, epoch1)
+  # (seed, step) determinism: a resumed stream and process shards read what the whole stream read.
+  resumed = _take(c, 3, start_step=4, examples_per_step=7)
+  np.testing.assert_array_equal(np.concatenate([_ids(b) for b in resumed]), stream[28:49])
+  whole = _take(c, 2, start_step=3, examples_per_step=8)
+  shards = [_take(c, 2, start_step=3, examples_per_step=8, process_index=p, process_count=2) for p in range(2)]
+  for step in range(2):
+    np.testing.assert_array_equal(np.concatenate([shards[p][step]["x"] for p in range(2)]), whole[step]["x"])
+  x_test, _ = data.load_split(c, "test")  # whole splits, the evaluation's, keep every class
+  assert len(x_test) == NUM_TEST
+  from gan_jax.data import pipeline
+
+  assert isinstance(pipeline._source_for(c, "train"), pipeline._RecordSource) == (source_kind == "records")
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        ("shoes", "expected comma-separated class indices like '3' or '3,5'"),
+        ("3,,5", "expected comma-separated class indices"),
+        ("10", r"classes \[10\] outside 0..9"),
+        ("-1,2", r"classes \[-1\] outside 0..9"),
+        (",".join(map(str, range(10))), "leaves no class to train on"),
+    ],
+)
+def test_bad_exclude_classes_is_a_one_line_error(cfg, value, match):
+  c = cfg.copy_and_resolve_references()
+  c.data.exclude_classes = value
+  for fail in (lambda: data.get_info(c), lambda: data.make_batches(c, start_step=0, examples_per_step=8)):
+    with pytest.raises(ValueError, match=match) as e:
+      fail()
+    assert str(e.value).startswith(f"data.exclude_classes={value!r}") and "\n" not in str(e.value)
+  assert data.excluded_classes(cfg, "images", 10) == ()
+
+
+def test_exclude_classes_needs_labelled_images():
+  c = config_lib.base_config()
+  c.data.name, c.data.exclude_classes = "ring8", "3"
+  with pytest.raises(ValueError, match="data.name='ring8' has no image classes; expected a labelled image dataset"):
+    data.get_info(c)
+
+
 def test_missing_idx_files_say_how_to_get_them(tmp_path, monkeypatch):
   empty = tmp_path / "empty"
   empty.mkdir()

@@ -1,5 +1,5 @@
 """Datasets for GAN training: Fashion-MNIST, TFDS catalog images and the 2D Gaussian-mixture benchmarks."""
 
-from gan_jax.data.pipeline import DatasetInfo, get_info, load_split, make_batches
+from gan_jax.data.pipeline import DatasetInfo, excluded_classes, get_info, load_split, make_batches
 
-__all__ = ["DatasetInfo", "get_info", "load_split", "make_batches"]
+__all__ = ["DatasetInfo", "excluded_classes", "get_info", "load_split", "make_batches"]

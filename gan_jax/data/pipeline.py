@@ -2,7 +2,8 @@
 
 The batch of step s holds positions [s*E, (s+1)*E) of one infinite stream (the dataset reshuffled every
 epoch), so it depends on (seed, s) only: a resumed run needs no iterator state, and any number of
-processes, each taking a contiguous slice, together read the same global batch.
+processes, each taking a contiguous slice, together read the same global batch. `data.exclude_classes`
+shrinks the dataset the stream shuffles to the examples of the other classes; whole splits keep every class.
 """
 
 from __future__ import annotations
@@ -60,13 +61,18 @@ def _builder(name: str, data_dir: str, source_dir: str) -> tfds.core.DatasetBuil
 
 
 def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
-  """Prepares an image dataset on first use: its split size comes from the prepared files."""
+  """Prepares an image dataset on first use: its split size comes from the prepared files.
+
+  Also checks data.exclude_classes against the dataset, so a bad value stops a run before it starts.
+  """
   data = config.data
   if _kind(data.name) == "points":
     means_K2, _ = synthetic.mode_geometry(data.name)
+    excluded_classes(config, "points", len(means_K2))
     return DatasetInfo(data.name, "points", (2,), len(means_K2), None)
   builder = _builder(data.name, data.data_dir, data.source_dir)
   num_classes = fashion_mnist.NUM_CLASSES if data.name == "fashion_mnist" else catalog.num_classes(builder)
+  excluded_classes(config, "images", num_classes)
   return DatasetInfo(
       name=data.name,
       kind="images",
@@ -74,6 +80,26 @@ def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
       num_classes=num_classes,
       num_examples=builder.info.splits[data.split].num_examples,
   )
+
+
+def excluded_classes(config: ml_collections.ConfigDict, kind: str, num_classes: int) -> tuple[int, ...]:
+  """data.exclude_classes "3,5" -> (3, 5), checked against a dataset of `kind` with `num_classes` labels."""
+  text = config.data.exclude_classes.strip()
+  if not text:
+    return ()
+  where = f"data.exclude_classes={config.data.exclude_classes!r}"
+  if kind != "images" or not num_classes:
+    raise ValueError(f"{where}: data.name={config.data.name!r} has no image classes; expected a labelled image dataset")
+  try:
+    classes = tuple(sorted({int(c) for c in text.split(",")}))
+  except ValueError:
+    raise ValueError(f"{where}: expected comma-separated class indices like '3' or '3,5'") from None
+  bad = [c for c in classes if not 0 <= c < num_classes]
+  if bad:
+    raise ValueError(f"{where}: classes {bad} outside 0..{num_classes - 1}")
+  if len(classes) == num_classes:
+    raise ValueError(f"{where} leaves no class to train on; expected at most {num_classes - 1} of {num_classes}")
+  return classes
 
 
 class _ArraySource:
@@ -88,6 +114,9 @@ class _ArraySource:
 
   def read(self, indices_B: np.ndarray) -> dict[str, np.ndarray]:
     return {"image": self.images_NHWC[indices_B], "label": self.labels_N[indices_B]}
+
+  def labels(self) -> np.ndarray:
+    return self.labels_N
 
 
 class _RecordSource:
@@ -104,6 +133,11 @@ class _RecordSource:
     examples = self._records.__getitems__([int(i) for i in indices_B])
     labels = [e["label"] for e in examples] if self._has_label else np.zeros(len(examples))
     return {"image": np.stack([e["image"] for e in examples]), "label": np.asarray(labels, np.int32)}
+
+  def labels(self) -> np.ndarray:
+    """Every example's label: decodes the whole split once (excluding classes from a large dataset)."""
+    chunks = range(0, len(self), _READ_CHUNK)
+    return np.concatenate([self.read(np.arange(i, min(i + _READ_CHUNK, len(self))))["label"] for i in chunks])
 
 
 @functools.lru_cache(maxsize=4)
@@ -164,15 +198,20 @@ def make_batches(
     raise ValueError(f"start_step={start_step} is negative")
   per_process = examples_per_step // process_count
   name = config.data.name
-  if _kind(name) == "points":
+  info = get_info(config)
+  excluded = excluded_classes(config, info.kind, info.num_classes)
+  if info.kind == "points":
     return _point_batches(name, config.seed, start_step, examples_per_step, process_index, per_process)
   source = _source_for(config, config.data.split)
+  kept_K = np.arange(len(source))  # the examples the stream shuffles: all, or those of the classes kept
+  if excluded:
+    kept_K = np.flatnonzero(~np.isin(source.labels(), excluded))
   # Grain orders example indices, not examples: its per-example source reads cost ~30 us each (metrics
   # bookkeeping), one gather per batch is far cheaper. Infinite, with a fresh permutation each epoch.
-  order = grain.MapDataset.range(len(source)).shuffle(seed=_order_seed(config.seed)).repeat()
+  order = grain.MapDataset.range(len(kept_K)).shuffle(seed=_order_seed(config.seed)).repeat()
   # Process p's slice of step s is the stream's chunk s * P + p of size E / P.
   shards = order.batch(per_process)[start_step * process_count + process_index :: process_count]
-  batches = shards.map(lambda indices_B: _to_model_inputs(source.read(indices_B)))
+  batches = shards.map(lambda positions_B: _to_model_inputs(source.read(kept_K[positions_B])))
   return iter(batches.to_iter_dataset(READ_OPTIONS))
 
 

@@ -113,6 +113,24 @@ def conditional_batch_norm(x_BF: jax.Array, labels_B: jax.Array | None, *, num_c
   return bn(x_BF) * gain_BF[expand] + bias_BF[expand]
 
 
+# The collection HeadFeatures sows φ(x) into: its own, so capture_intermediates' "intermediates" stay the layers'.
+HEAD_FEATURES = "head_features"
+
+
+class HeadFeatures(nn.Module):
+  """The identity on D's features φ(x) before its head, sown for feature matching (AnoGAN, gan_jax.anomaly).
+
+  Parameter-free, and never sown by `init`, so checkpoints and the state are unchanged; read it with
+  `apply(..., mutable=[HEAD_FEATURES])`.
+  """
+
+  @nn.compact
+  def __call__(self, h_BF: jax.Array) -> jax.Array:
+    if not self.is_initializing():
+      self.sow(HEAD_FEATURES, "features", h_BF)
+    return h_BF
+
+
 def discriminator_head(
     h_BF: jax.Array,
     labels_B: jax.Array | None,
@@ -129,8 +147,9 @@ def discriminator_head(
   Unconditional: ψ(φ). projection: ψ(φ) + <embed(y), φ> (Miyato & Koyama 2018). acgan: ψ(φ) and a class
   head beside it (Odena et al. 2017), so the adversarial logit keeps the loss contract. Call it inside the
   caller's compact method (names stay in its scope); weights take `norm`'s spectral normalisation. The heads
-  compute in `dtype`; the logits come out float32, for the loss.
+  compute in `dtype`; the logits come out float32, for the loss. φ is sown by HeadFeatures.
   """
+  h_BF = HeadFeatures()(h_BF)
   dense = lambda features: nn.Dense(features, kernel_init=kernel_init, dtype=dtype)
   logits_B = normed(norm, dense(1), train, post_norm=False)(h_BF)[:, 0].astype(jnp.float32)
   if not num_classes:
