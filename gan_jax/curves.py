@@ -47,7 +47,8 @@ def load_series(workdir: str) -> list[Series]:
   if not os.path.exists(cfg_path):
     raise FileNotFoundError(f"{cfg_path!r} does not exist; expected a workdir written by `gan-jax train`")
   with open(cfg_path) as f:
-    config = json.load(f)
+    # Keys added to the base config since the run started take their defaults, so old and new runs group.
+    config = config_lib.to_dict(config_lib.from_dict(json.load(f)))
   evals = read_jsonl(os.path.join(workdir, "eval.jsonl"))
   rows = read_jsonl(os.path.join(workdir, "metrics.jsonl")) + evals
   evaluated = frozenset(k for r in evals for k, v in r.items() if _is_number(v))

@@ -56,6 +56,17 @@ def test_groups_split_on_config_not_seed(tmp_path):
   assert len(steps) == 40 and np.allclose(mean, 2.0) and np.allclose(std, 0.0)
 
 
+def test_runs_from_before_a_new_config_key_group_with_newer_ones(tmp_path):
+  old, new = fake_run(tmp_path / "old", 0), fake_run(tmp_path / "new", 1)
+  with open(os.path.join(old, "config.json")) as f:
+    config = json.load(f)
+  del config["train"]["compute_dtype"]  # written before the key existed
+  with open(os.path.join(old, "config.json"), "w") as f:
+    json.dump(config, f)
+  groups = curves.group_by_seed([s for r in (old, new) for s in curves.load_series(r)])
+  assert {k: len(v) for k, v in groups.items()} == {"all": 2}
+
+
 def test_population_members_are_series_of_one_group(tmp_path):
   run = fake_run(tmp_path / "pop", 0, population_members=json.dumps({"seed": [0, 1, 2]}))
   series = curves.load_series(run)

@@ -364,12 +364,15 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
     assert json.load(f)["population"] == 2
 
   rows = read_jsonl(str(out / good[0].group / "metrics.jsonl"))
+  evals = read_jsonl(str(out / good[0].group / "eval.jsonl"))
   results = {r["name"]: r for r in rows_of(out / "results.csv")}
   for p in good:
     final = [r for r in rows if r["member"] == p.member][-1]
-    assert final["step"] == 4
+    final_eval = [r for r in evals if r["member"] == p.member][-1]  # the last evaluation, scalars only
+    assert final["step"] == final_eval["step"] == 4
+    final_eval = {k: v for k, v in final_eval.items() if k not in ("step", "member", "protocol")}
     assert {k: float(v) for k, v in results[p.name].items() if k.startswith("final.")} == {
-        f"final.{k}": v for k, v in final.items() if k != "member"
+        f"final.{k}": v for k, v in {**final, **final_eval}.items() if k != "member"
     }
   assert results[good[0].name]["final.d_loss"] != results[good[1].name]["final.d_loss"]
 
