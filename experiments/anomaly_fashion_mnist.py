@@ -6,6 +6,7 @@ images are the anomalies its AUROC separates from the rest:
 
   gan-jax sweep --config experiments/anomaly_fashion_mnist.py --workdir runs/anomaly --parallel 1
   for point in runs/anomaly/*/; do gan-jax anomaly --workdir "$point" >> runs/anomaly/auroc.jsonl; done
+  for point in runs/anomaly/*/; do gan-jax anomaly --workdir "$point" --method fanogan >> runs/anomaly/f.jsonl; done
 
 or one class alone:
 

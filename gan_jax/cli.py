@@ -68,13 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--frame-ms", type=int, default=300)
   p.set_defaults(run=_gif)
 
-  p = sub.add_parser("anomaly", help="AnoGAN scores (Schlegl et al. 2017) of test images; AUROC of held-out classes")
+  p = sub.add_parser("anomaly", help="AnoGAN / f-AnoGAN scores (Schlegl et al. 2017, 2019) of test images; AUROC")
   p.add_argument("--workdir", required=True, help="a run trained with data.exclude_classes (its anomalies)")
   p.add_argument("--images", default="test:0-999", help="SPLIT:FIRST-LAST of the run's dataset, or a labelled FILE.npz")
-  p.add_argument("--steps", type=int, default=100, help="Adam steps of the latent search (Schlegl et al.: 500)")
-  p.add_argument("--restarts", type=int, default=1, help="random initial codes per image; the best one wins")
-  p.add_argument("--lr", type=float, default=0.03, help="Adam step size on z")
-  p.add_argument("--discrimination-weight", type=float, default=0.1, help="λ of D's feature loss (1 - λ: residual)")
+  p.add_argument("--method", choices=("anogan", "fanogan"), default="anogan",
+                 help="anogan: a latent search per image; fanogan: an encoder trained once (kept in WORKDIR/fanogan/)")
+  p.add_argument("--steps", type=int, help="anogan: Adam steps of the search (default 100; Schlegl et al.: 500); "
+                 "fanogan: encoder training steps (default 2000)")
+  p.add_argument("--lr", type=float, help="Adam step size: on z for anogan (default 0.03), the encoder's peak for "
+                 "fanogan (default 1e-3)")
+  p.add_argument("--restarts", type=int, default=1, help="anogan: random initial codes per image; the best one wins")
+  p.add_argument("--discrimination-weight", type=float, default=0.1,
+                 help="anogan: λ of D's feature loss (1 - λ: residual)")
+  p.add_argument("--kappa", type=float, default=1.0, help="fanogan: κ, the weight of D's feature loss in izi_f")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", help="FILE.npz: also write each image's score, label and anomaly flag")
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
@@ -202,6 +208,7 @@ def _gif(args, _) -> int:
 
 
 def _anomaly(args, _) -> int:
+  import dataclasses
   import json
   import time
 
@@ -210,9 +217,16 @@ def _anomaly(args, _) -> int:
   start = time.time()
   run = inference.load_run(args.workdir)
   x_NHWC, labels_N = anomaly.load_images(run, args.images)
-  search = dict(steps=args.steps, restarts=args.restarts, seed=args.seed, lr=args.lr)
+  given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None}
+  if args.method == "fanogan":
+    method = anomaly.FAnoGAN(seed=args.seed, kappa=args.kappa, **given)
+    score = "mean (x - G(E(x)))^2 + kappa mean (f(x) - f(G(E(x))))^2; f: D's features before its head"
+  else:
+    method = anomaly.AnoGAN(restarts=args.restarts, seed=args.seed, weight=args.discrimination_weight, **given)
+    score = "(1 - weight) sum|x - G(z)| + weight sum|f(x) - f(G(z))| at the best z; f: D's features before its head"
+  log = lambda line: print(line, file=sys.stderr, flush=True)
   score_N, anomalous_N, summary = anomaly.evaluate_anomaly(
-      run, x_NHWC, labels_N, weight=args.discrimination_weight, ema=not args.no_ema, member=args.member, **search
+      run, x_NHWC, labels_N, method, workdir=args.workdir, ema=not args.no_ema, member=args.member, log=log
   )
   if args.out:
     np.savez(args.out, scores=score_N, labels=labels_N, anomalous=anomalous_N)
@@ -221,10 +235,9 @@ def _anomaly(args, _) -> int:
       "step": int(run.state.step[args.member]),
       "images": args.images,
       "held_out_classes": list(data.excluded_classes(run.config, run.info.kind, run.info.num_classes)),
-      "method": "anogan",
-      **search,
-      "lambda": args.discrimination_weight,
-      "score": "(1 - lambda) sum|x - G(z)| + lambda sum|f(x) - f(G(z))| at the best z; f: D's features before its head",
+      "method": args.method,
+      **dataclasses.asdict(method),
+      "score": score,
       "ema": not args.no_ema,
       "member": args.member,
       "seconds": round(time.time() - start, 1),

@@ -79,8 +79,11 @@ def pmean(tree: Any) -> Any:
   return lax.pmean(tree, AXIS)
 
 
-def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
-  """jit(shard_map(step_fn)) with the state replicated, the batch split, and the state donated."""
+def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh, compiler_options: dict | None = None) -> Callable:
+  """jit(shard_map(step_fn)) with the state replicated, the batch split, and the state donated.
+
+  `compiler_options`: XLA debug options for this program alone (e.g. train.step.compiler_options).
+  """
   sharded = jax.shard_map(
       step_fn,
       mesh=mesh,
@@ -88,7 +91,7 @@ def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
       out_specs=(P(), P()),
       check_vma=False,  # pmap semantics: replicated values are kept in sync by explicit pmeans.
   )
-  return jax.jit(sharded, donate_argnums=0)
+  return jax.jit(sharded, donate_argnums=0, compiler_options=compiler_options or None)
 
 
 def put_batch(batch: dict[str, np.ndarray], mesh: jax.sharding.Mesh) -> Any:

@@ -89,6 +89,37 @@ def test_anogan_ranks_images_off_the_generators_range_above_its_own():
     anomaly.anogan_scores(generator, discriminator, g_vars, d_vars, x_N, jax.random.PRNGKey(4), weight=1.5, **search)
 
 
+def test_fanogan_encoder_learns_to_invert_the_generator():
+  """E trained on a fixed tiny G's images reconstructs new ones far better than at init; noise stays far."""
+  latent_dim, shape = 2, (8, 8, 1)
+  generator, discriminator = MLPGenerator((16,), shape), MLPDiscriminator((16, 8))
+  g_vars = generator.init(jax.random.PRNGKey(0), jnp.zeros((1, latent_dim)), train=False)
+  d_vars = discriminator.init(jax.random.PRNGKey(1), jnp.zeros((1, *shape)), train=False)
+  sample = lambda seed, n: np.asarray(
+      generator.apply(g_vars, jax.random.normal(jax.random.PRNGKey(seed), (n, latent_dim)), train=False)
+  )
+  nets, settings = (generator, discriminator, g_vars, d_vars), dict(latent_dim=latent_dim)
+  normal_N = sample(3, 24)
+  anomalies_N = np.asarray(jax.random.uniform(jax.random.PRNGKey(4), (24, *shape), minval=-1, maxval=1))
+  x_N = np.concatenate([normal_N, anomalies_N])
+  untrained = anomaly.Encoder(latent_dim).init(jax.random.PRNGKey(0), jnp.zeros((1, *shape)))
+  before_N, _ = anomaly.fanogan_scores(*nets, untrained, x_N, **settings)
+  lines = []
+  e_vars = anomaly.train_encoder(*nets, sample(2, 512), steps=300, lr=3e-3, log=lines.append, **settings)
+  score_N, generated_N = anomaly.fanogan_scores(*nets, e_vars, x_N, **settings)
+  assert generated_N.shape == x_N.shape and np.isfinite(score_N).all() and len(lines) == 10
+  assert score_N[:24].mean() < 0.2 * before_N[:24].mean()  # E(x) is near x's code: G(E(x)) ≈ x
+  assert anomaly.auroc(score_N, np.arange(48) >= 24) == 1.0
+  # The score is izi_f's loss itself: checked here from its definition, on the reconstructions returned.
+  f = lambda x: anomaly.head_features(discriminator, d_vars, jnp.asarray(x))
+  expected_N = np.mean((x_N - generated_N) ** 2, axis=(1, 2, 3)) + np.mean((f(x_N) - f(generated_N)) ** 2, axis=1)
+  np.testing.assert_allclose(score_N, expected_N, rtol=1e-4, atol=1e-6)
+  again, _ = anomaly.fanogan_scores(*nets, e_vars, x_N, batch_size=5, **settings)
+  np.testing.assert_allclose(again, score_N, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="κ=-1"):
+    anomaly.train_encoder(*nets, normal_N, steps=1, kappa=-1.0, **settings)
+
+
 def test_bad_exclude_classes_stops_training_at_start_up(tmp_path, fashion_idx_dir):
   for value, match in (("shoes", "expected comma-separated class indices"), ("3,10", r"classes \[10\] outside 0..9")):
     config = image_config(fashion_idx_dir, tmp_path / "tfds", **{"data.exclude_classes": value})
@@ -116,11 +147,29 @@ def test_anomaly_cli_end_to_end(held_out_run, tmp_path, capsys):
   _, test_labels = data.load_split(config_lib.read_run_config(held_out_run), "test")
   assert report["count"] == 64 and report["positives"] == int(np.sum(test_labels == 3))
   protocol = report["protocol"]
-  assert protocol["held_out_classes"] == [3] and protocol["step"] == 3 and protocol["lambda"] == 0.1
+  assert protocol["held_out_classes"] == [3] and protocol["step"] == 3 and protocol["weight"] == 0.1
   assert (protocol["steps"], protocol["restarts"], protocol["method"]) == (3, 2, "anogan") and protocol["seconds"] > 0
   with np.load(tmp_path / "scores.npz") as f:
     np.testing.assert_array_equal(f["anomalous"], test_labels == 3)
     assert anomaly.auroc(f["scores"], f["anomalous"]) == report["auroc"]
+
+
+def test_fanogan_cli_trains_its_encoder_once(held_out_run, tmp_path, capsys):
+  run = str(tmp_path / "run")
+  shutil.copytree(held_out_run, run)
+  argv = ["anomaly", "--workdir", run, "--images", "test:0-63", "--method", "fanogan", "--steps", "4"]
+  assert main(argv) == 0
+  first = json.loads(capsys.readouterr().out)
+  assert first["encoder_trained"] == 1 and first["count"] == 64 and 0 <= first["auroc"] <= 1
+  assert (first["protocol"]["method"], first["protocol"]["steps"], first["protocol"]["kappa"]) == ("fanogan", 4, 1.0)
+  (saved,) = [n for n in os.listdir(os.path.join(run, "fanogan")) if n.endswith(".msgpack")]
+  assert main(argv) == 0  # the same settings reuse the encoder, and give the same scores
+  second = json.loads(capsys.readouterr().out)
+  assert second["encoder_trained"] == 0 and second["auroc"] == first["auroc"]
+  assert second["mean_score_normal"] == first["mean_score_normal"]
+  assert main([*argv[:-1], "5"]) == 0  # other settings train another
+  assert json.loads(capsys.readouterr().out)["encoder_trained"] == 1
+  assert len([n for n in os.listdir(os.path.join(run, "fanogan")) if n.endswith(".msgpack")]) == 2 and saved
 
 
 def test_anomaly_cli_errors(held_out_run, tmp_path, capsys):

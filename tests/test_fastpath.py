@@ -3,14 +3,22 @@
 Each check is one jitted program holding both formulations: XLA:CPU compiles cost far more than these runs.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import config as config_lib
+from gan_jax import parallel
+from gan_jax.data import DatasetInfo
 from gan_jax.models.dcgan import DCGANGenerator, _num_upsamples
 from gan_jax.models.layers import SubPixelConvTranspose, batch_norm, dcgan_init
+from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+from gan_jax.train.state import create_gan, init_state
+from gan_jax.train.step import sharded_train_step
 
 
 def assert_trees_close(a, b, rel: float = 1e-5):
@@ -98,3 +106,35 @@ def test_dcgan_generator_matches_plain_flax(out_shape):
 
   got, want = samples_stats_and_grads(variables, z_BZ)
   assert_trees_close(got, want)  # eval samples; train samples and batch-norm statistics; param and z grads
+
+
+def test_xla_convolutions_train_as_the_library_ones():
+  """train.cpu_convolutions="xla" (the default) and "library" give the same DCGAN steps to float rounding,
+  and the option reaches the compiled program: only "library" hands convolutions to YNNPACK."""
+  config = config_lib.base_config()
+  # Widths at which YNNPACK takes the convolutions when allowed to (it leaves the narrowest to XLA anyway).
+  config.model.name, config.model.latent_dim, config.model.g_width, config.model.d_width = "dcgan", 8, 16, 16
+  config.train.batch_size = 8
+  info = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
+  rng = np.random.default_rng(0)
+  batches = [{"x": rng.uniform(-1, 1, (1, 1, 8, 28, 28, 1)).astype(np.float32),
+              "label": rng.integers(0, 10, (1, 1, 8)).astype(np.int32)} for _ in range(3)]
+  mesh = parallel.make_mesh(1)
+  runs = {}
+  for choice in ("xla", "library"):
+    config.train.cpu_convolutions = choice
+    gan = create_gan(config, info)
+    state = jax.vmap(functools.partial(init_state, gan))(*stacked_seeds_and_hparams(member_configs(config)))
+    step = sharded_train_step(gan, config, mesh).lower(state, parallel.put_batch(batches[0], mesh)).compile()
+    library_fusions = step.as_text().count("__ynn_fusion")
+    metrics = []
+    for batch in batches:
+      state, m = step(state, parallel.put_batch(batch, mesh))
+      metrics.append(m)
+    runs[choice] = (jax.device_get((state.g_params, state.d_params)), jax.device_get(metrics), library_fusions)
+  assert 0 < runs["xla"][2] < runs["library"][2]  # "xla" keeps YNNPACK's dots and reductions only
+  assert_trees_close(runs["xla"][1], runs["library"][1], rel=1e-4)
+  assert_trees_close(runs["xla"][0], runs["library"][0], rel=1e-4)
+  config.train.cpu_convolutions = "eigen"
+  with pytest.raises(ValueError, match="train.cpu_convolutions='eigen': expected one of"):
+    sharded_train_step(gan, config, mesh)

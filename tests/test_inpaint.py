@@ -69,6 +69,44 @@ def test_losses_and_blend():
   np.testing.assert_array_equal(np.asarray(inpaint.blend(y, x, mask))[0, :, :, 0], [[0, 0.5], [0.5, 0.5]])
 
 
+def _dense_poisson(y_HW, fill_HW, known_HW):
+  """The same Poisson problem as an explicit linear system over the hole's pixels, solved by numpy."""
+  H, W = y_HW.shape
+  hole = [(i, j) for i in range(H) for j in range(W) if not known_HW[i, j]]
+  index = {p: k for k, p in enumerate(hole)}
+  A, b = np.zeros((len(hole), len(hole))), np.zeros(len(hole))
+  for (i, j), k in index.items():
+    for q in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+      if not (0 <= q[0] < H and 0 <= q[1] < W):
+        continue
+      A[k, k] += 1
+      b[k] += fill_HW[i, j] - fill_HW[q]
+      if q in index:
+        A[k, index[q]] -= 1
+      else:
+        b[k] += y_HW[q]
+  x = y_HW.astype(np.float64).copy()
+  for (i, j), v in zip(hole, np.linalg.solve(A, b), strict=True):
+    x[i, j] = v
+  return x
+
+
+def test_poisson_blend_against_a_dense_solve_and_its_invariants():
+  rng = np.random.default_rng(0)
+  y, fill = rng.uniform(-1, 1, (2, 7, 9, 2)).astype(np.float32), rng.uniform(-1, 1, (2, 7, 9, 2)).astype(np.float32)
+  mask = np.stack([inpaint.make_mask("center", (7, 9)), (rng.random((7, 9)) > 0.6)]).astype(np.float32)
+  mask[1, 0, 0] = 1.0  # the random hole touches a known pixel
+  x = np.asarray(jax.jit(inpaint.poisson_blend)(y, fill, mask))
+  for n in range(2):
+    for c in range(2):
+      np.testing.assert_allclose(x[n, ..., c], _dense_poisson(y[n, ..., c], fill[n, ..., c], mask[n] > 0), atol=2e-5)
+  # Poisson blending keeps the fill's gradients: a fill off by a constant comes back as y itself, seamless,
+  # where pasting keeps the offset.
+  smooth = np.asarray(inpaint.blend(y, y + 0.3, mask))
+  np.testing.assert_allclose(np.asarray(inpaint.poisson_blend(y, y + 0.3, mask)), y, atol=1e-5)
+  assert np.abs(smooth - y).max() == pytest.approx(0.3, abs=1e-6)
+
+
 def test_baselines():
   rng = np.random.default_rng(0)
   train = rng.uniform(-1, 1, (50, 8, 8, 1)).astype(np.float32)
@@ -168,19 +206,20 @@ def test_inpaint_cli_end_to_end(tiny_runs, tmp_path, capsys):
   argv += ["--steps", "4", "--restarts", "2", "--mask", "center"]
   report = json.loads(_run_cli(capsys, argv))
   for metric in ("psnr", "ssim"):
-    assert set(report[metric]) == {"gan", "mean_fill", "nearest_neighbour"}
+    assert set(report[metric]) == {"gan", "gan_poisson", "mean_fill", "nearest_neighbour"}
     assert all(np.isfinite(v) for v in report[metric].values())
   assert report["protocol"]["count"] == 8 and report["protocol"]["step"] == 3
   assert report["protocol"]["missing_fraction"] == 0.25 and report["protocol"]["lambda"] == 0.003
   with np.load(out + ".npz") as f:
     arrays = {k: f[k] for k in f.files}
-  assert set(arrays) == {"mask", "original", "masked", "gan", "mean_fill", "nearest_neighbour"}
-  for k in ("original", "masked", "gan", "mean_fill", "nearest_neighbour"):
+  assert set(arrays) == {"mask", "original", "masked", "gan", "gan_poisson", "mean_fill", "nearest_neighbour"}
+  for k in ("original", "masked", "gan", "gan_poisson", "mean_fill", "nearest_neighbour"):
     assert arrays[k].shape == (8, 28, 28, 1) and arrays[k].dtype == np.uint8
   known = arrays["mask"][..., None] > 0
-  np.testing.assert_array_equal(np.where(known, arrays["gan"], 0), np.where(known, arrays["original"], 0))
+  for k in ("gan", "gan_poisson"):
+    np.testing.assert_array_equal(np.where(known, arrays[k], 0), np.where(known, arrays["original"], 0))
   grid = np.asarray(Image.open(out + ".png"))
-  assert grid.shape == (5 * 29 + 1, 8 * 29 + 1)  # original / masked / gan / mean fill / nearest neighbour rows
+  assert grid.shape == (6 * 29 + 1, 8 * 29 + 1)  # original / masked / gan / gan_poisson / mean / neighbour rows
   np.testing.assert_array_equal(grid[1:29, 1:29], arrays["original"][0, ..., 0])
   np.testing.assert_array_equal(grid[1 + 2 * 29 : 29 + 2 * 29, 1:29], arrays["gan"][0, ..., 0])
 

@@ -17,7 +17,7 @@ from gan_jax.models.mlp import MLPDiscriminator
 from gan_jax.train import loop
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import create_gan, init_state
-from gan_jax.train.step import make_train_step
+from gan_jax.train.step import sharded_train_step
 
 CIFAR_LIKE = DatasetInfo("cifar_like", "images", (32, 32, 3), 10, None)
 FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
@@ -158,7 +158,7 @@ def test_resnet_trains_two_steps_at_32x32():
   gan = create_gan(config, CIFAR_LIKE)
   mesh = parallel.make_mesh(1)
   state = jax.vmap(functools.partial(init_state, gan))(*stacked_seeds_and_hparams(member_configs(config)))
-  step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  step = sharded_train_step(gan, config, mesh)
   rng = np.random.default_rng(0)
   for _ in range(2):
     batch = {

@@ -14,7 +14,7 @@ from gan_jax import data, losses, parallel, penalties
 from gan_jax.train import loop
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import create_gan, init_state
-from gan_jax.train.step import make_train_step
+from gan_jax.train.step import sharded_train_step
 from gan_jax.train.writers import read_jsonl
 
 
@@ -24,7 +24,7 @@ def one_step(config, loss_fn):
   gan = create_gan(config, data.get_info(config), loss_fn)
   state = jax.vmap(functools.partial(init_state, gan))(*stacked_seeds_and_hparams(members))
   before = jax.device_get(state)  # the step donates its input
-  step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  step = sharded_train_step(gan, config, mesh)
   batch = parallel.put_batch(next(loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)), mesh)
   after, _ = step(state, batch)
   return before, jax.device_get(after)

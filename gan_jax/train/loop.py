@@ -20,7 +20,7 @@ from gan_jax import metrics as metrics_lib
 from gan_jax.data import synthetic
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
-from gan_jax.train.step import make_train_step
+from gan_jax.train.step import sharded_train_step
 from gan_jax.train.writers import MetricsWriter, save_samples
 
 NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
@@ -39,7 +39,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   gan = create_gan(config, info, loss_fn)
   init = jax.vmap(functools.partial(init_state, gan))
   fresh = jax.jit(init, out_shardings=parallel.replicated(mesh))(*stacked_seeds_and_hparams(members))
-  train_step = parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh)
+  train_step = sharded_train_step(gan, config, mesh)
 
   # ------------------------------------------------------------------------ workdir, checkpoint: resume
   # Written only once everything above has accepted the config, so a typo leaves no trace.

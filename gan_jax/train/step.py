@@ -24,6 +24,15 @@ from jax import lax
 from gan_jax import augment, losses, models, parallel, penalties
 from gan_jax.train.state import GAN, GANState, Params
 
+# train.cpu_convolutions -> XLA:CPU options. "library" is XLA's default: YNNPACK runs dots, reductions and
+# convolutions. "xla" keeps YNNPACK's dots and reductions (far faster than XLA's own) but leaves convolutions
+# to XLA's Eigen kernels, which run the DCGAN-28 step 1.16x faster on this 2-core AVX-512 machine (median of
+# paired windows in one process; BENCHMARKS.md has the end-to-end rows).
+CPU_CONVOLUTIONS = {
+    "xla": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"},
+    "library": {},
+}
+
 Batch = dict[str, jax.Array]  # "x": [d_steps, B, ...] this device's real data, "label": [d_steps, B]
 Metrics = dict[str, jax.Array]
 
@@ -54,6 +63,20 @@ def fake_labels(key: jax.Array, batch: int, num_classes: int) -> jax.Array:
   """Uniform class labels for this device's generated examples, drawn per global example index."""
   ids_B = parallel.example_ids(batch)
   return jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_classes))(ids_B)
+
+
+def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str]:
+  """The step's XLA options: train.cpu_convolutions' on CPU, none on other backends."""
+  choice = config.train.cpu_convolutions
+  if choice not in CPU_CONVOLUTIONS:
+    raise ValueError(f"train.cpu_convolutions={choice!r}: expected one of {sorted(CPU_CONVOLUTIONS)}")
+  return CPU_CONVOLUTIONS[choice] if jax.default_backend() == "cpu" else {}
+
+
+def sharded_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Callable:
+  """The step train.loop runs: vmapped over the population's members, jit(shard_map) over `mesh`, the state
+  donated, compiled with `compiler_options`."""
+  return parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh, compiler_options(config))
 
 
 def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GANState, Batch], tuple]:
