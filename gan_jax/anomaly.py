@@ -32,7 +32,6 @@ from gan_jax.models import layers
 DISCRIMINATION_WEIGHT = 0.1  # λ, Schlegl et al.'s
 SEARCH_LR = 0.03  # Adam's step on z, as inpainting's: 0.01 is still converging after a few hundred steps
 FEATURE_WEIGHT = 1.0  # κ of f-AnoGAN's izi_f loss, Schlegl et al. 2019's
-METHODS = ("anogan", "fanogan")
 
 
 def auroc(scores_N: np.ndarray, labels_N: np.ndarray) -> float:
