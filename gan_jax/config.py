@@ -89,9 +89,9 @@ def base_config() -> ml_collections.ConfigDict:
   # states and gradients stay float32, as do batch norm, spectral norm's power iteration, the logits, losses
   # and penalties. bfloat16 has float32's exponent range, so no loss scaling is needed.
   c.train.compute_dtype = "float32"
-  # How XLA:CPU runs convolutions (train.step.CPU_CONVOLUTIONS): "xla", its own kernels, 1.16x faster for the
-  # DCGAN-28 step on a 2-core CPU; "library", XLA's default (YNNPACK). Float rounding differs; other backends
-  # ignore it.
+  # How XLA:CPU runs convolutions (train.step.CPU_CONVOLUTIONS): "xla", its own kernels, which made the DCGAN-28
+  # step 1.16x faster in paired windows (1.08x across make bench's processes) on a 2-core CPU; "library", XLA's
+  # default (YNNPACK). Float rounding differs; other backends ignore it.
   c.train.cpu_convolutions = "xla"
   c.train.log_every = 100  # Steps between metrics.jsonl rows (metrics stay on device in between).
   c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
