@@ -233,20 +233,28 @@ class FAnoGAN:
 
 
 def trained_encoder(
-    run: inference.Run, workdir: str, method: FAnoGAN, ema: bool, member: int, log: Callable[[str], None] | None
+    run: inference.Run,
+    workdir: str,
+    method: FAnoGAN,
+    g_vars: dict,
+    d_vars: dict,
+    *,
+    ema: bool,
+    member: int,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict, bool]:
-  """(encoder variables, whether they were trained now) for `method` on one member's G and D.
+  """(encoder variables, whether they were trained now) for `method` on one member's G and D (g_vars, d_vars:
+  that member's, with or without G's EMA as `ema` says).
 
   Kept in WORKDIR/fanogan/ with the settings and the run's step they were trained for, so scoring other
   images (or again) reuses them; other settings or a later checkpoint train a new one.
   """
   meta = {**dataclasses.asdict(method), "ema": ema, "member": member, "run_step": int(run.state.step[member])}
   stem = os.path.join(workdir, "fanogan", "encoder_" + "_".join(f"{k}={meta[k]}" for k in sorted(meta)))
-  like = Encoder(run.gan.latent_dim).init(jax.random.PRNGKey(0), jnp.zeros((1, *run.info.shape)))
   if os.path.exists(stem + ".msgpack"):
+    like = Encoder(run.gan.latent_dim).init(jax.random.PRNGKey(0), jnp.zeros((1, *run.info.shape)))
     with open(stem + ".msgpack", "rb") as f:
       return serialization.from_bytes(like, f.read()), False
-  g_vars, d_vars = inference.member_variables(run, member, ema)
   held_out = data.excluded_classes(run.config, run.info.kind, run.info.num_classes)
   x_train_N, labels_N = data.load_split(run.config, run.config.data.split)
   e_vars = train_encoder(
@@ -318,13 +326,13 @@ def evaluate_anomaly(
     )
   g_vars, d_vars = inference.member_variables(run, member, ema)
   nets = (run.gan.generator, run.gan.discriminator, g_vars, d_vars)
-  summary: dict[str, float | int] = {}
+  encoder_summary: dict[str, float | int] = {}
   if isinstance(method, FAnoGAN):
     if workdir is None:
       raise ValueError("f-AnoGAN keeps its encoder in the run's workdir; expected workdir=")
     start = time.time()
-    e_vars, trained = trained_encoder(run, workdir, method, ema, member, log)
-    summary.update(encoder_trained=int(trained), encoder_s=round(time.time() - start, 1))
+    e_vars, trained = trained_encoder(run, workdir, method, g_vars, d_vars, ema=ema, member=member, log=log)
+    encoder_summary = {"encoder_trained": int(trained), "encoder_s": round(time.time() - start, 1)}
     score_N, _ = fanogan_scores(*nets, e_vars, x_NHWC, latent_dim=run.gan.latent_dim, kappa=method.kappa)
   else:
     search = dict(steps=method.steps, restarts=method.restarts, weight=method.weight, lr=method.lr)
@@ -336,6 +344,6 @@ def evaluate_anomaly(
       "positives": int(anomalous_N.sum()),
       "mean_score_normal": float(score_N[~anomalous_N].mean()),
       "mean_score_anomaly": float(score_N[anomalous_N].mean()),
-      **summary,
+      **encoder_summary,
   }
   return score_N, anomalous_N, summary
