@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 WORKDIR ?= runs/dcgan_fashion_mnist
 
-.PHONY: install data train test test-all lint bench clean
+.PHONY: install install-bench data train test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# torch, for the PyTorch reference of `make bench` (and the test that checks its networks).
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+install-bench: $(BENCH_STAMP)
 
 # Debian ships the Fashion-MNIST IDX files; elsewhere gan_jax downloads them on first use.
 data:
@@ -33,7 +41,7 @@ test-all: install
 lint: install
 	$(BIN)/ruff check gan_jax experiments tests
 
-bench: install data
+bench: install-bench data
 	$(BIN)/python -m gan_jax.bench --out BENCHMARKS.md
 
 clean:

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import datetime
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -57,7 +58,9 @@ VARIANTS = (
     *(Variant(f"f32 alternating, population {k}", {"population": k}, experiments=("ring8",)) for k in (4, 8, 16)),
 )
 
-# Reference measurements on this machine, images/s at batch 64: (experiment, variant, implementation, low, high).
+# Reference measurements reported for this machine when the targets were set, images/s at batch 64:
+# (experiment, variant, implementation, low, high). With torch installed (the [bench] extra) the run also
+# times gan_jax.bench_torch's PyTorch eager step itself, and the PyTorch targets use that rate.
 REFERENCES = (
     ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 560, 590),
     ("dcgan28", "f32 simultaneous", "Keras tf.function", 850, 870),
@@ -215,6 +218,35 @@ def variants_of(name: str, variants: Sequence[Variant]) -> Iterator[Variant]:
       yield v
 
 
+def torch_child(name: str, timing: dict[str, int]) -> dict[str, Any]:
+  """gan_jax.bench_torch's step times for `name`, in a fresh process like every JAX row."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "gan_jax.bench_torch", json.dumps({"name": name, **timing})],
+      capture_output=True, text=True, cwd=ROOT,
+  )
+  if proc.returncode:
+    raise RuntimeError(f"PyTorch reference {name} failed:\n{proc.stderr[-4000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+  """The PyTorch eager reference of each experiment bench_torch has, when torch is installed."""
+  if importlib.util.find_spec("torch") is None:
+    print("  torch not installed (pip install -e '.[bench]'): PyTorch rates are the stored ones", file=sys.stderr)
+    return {}
+  from gan_jax.bench_torch import MODELS
+
+  timing = dict(warmup=args.warmup, repeats=args.repeats, steps=args.steps)
+  out = {}
+  for name in names:
+    if name in MODELS:
+      out[name] = torch_child(name, timing)
+      step = float(np.median(out[name]["step_s"]))
+      print(f"  {name} / PyTorch eager: {step * 1e3:.1f} ms/step, {out[name]['batch'] / step:.0f} examples/s",
+            file=sys.stderr)
+  return out
+
+
 def measure(names: Sequence[str], args: argparse.Namespace) -> list[dict[str, Any]]:
   """All rows: per experiment and variant a cold and a cached compile; 8 devices for the first variant."""
   timing = dict(warmup=args.warmup, repeats=args.repeats, steps=args.steps)
@@ -270,9 +302,10 @@ def load_average() -> str:
 
 
 def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str, tuple[float, float]],
-           loads: tuple[str, str], command: str) -> str:
+           loads: tuple[str, str], command: str, torch_runs: dict[str, dict[str, Any]] | None = None) -> str:
   """`ceilings`: compute dtype -> the matmul ceiling's GFLOP/s before and after the rows; each row is held
-  against the mean of its own dtype's."""
+  against the mean of its own dtype's. `torch_runs`: experiment -> bench_torch's result, measured in this run."""
+  torch_runs = torch_runs or {}
   lines = [
       "# Benchmarks",
       "",
@@ -306,16 +339,15 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str,
       consumed = r["examples_per_step"] / float(np.median(r["step_s"]))
       rate = r["pipeline_examples_per_s"]
       lines.append(f"| {r['experiment']} | {rate:.0f} | {consumed:.0f} | {rate / consumed:.1f}x |")
-  lines += ["", "Against reference measurements on this machine (images/s at batch 64; 1 device):", "",
+  lines += ["", "Against references (images/s at batch 64; 1 device). \"This run\" rows were measured here, after",
+            "the JAX rows, by `gan_jax.bench_torch` (same networks, same alternating step, same timing); the others",
+            "are the rates reported for this machine when the targets were set:", "",
             "| experiment | variant | reference | reference images/s | gan_jax images/s | ratio |",
             "|---|---|---|---:|---:|---:|"]
-  for experiment, variant, impl, low, high in REFERENCES:
-    row = one_device_row(rows, experiment, variant)
-    if row is not None:
-      rate = row["examples_per_step"] / float(np.median(row["step_s"]))
-      ref = f"{low}-{high}" if low != high else f"~{low}"
-      lines.append(f"| {experiment} | {variant} | {impl} | {ref} | {rate:.0f} | {rate / ((low + high) / 2):.2f}x |")
-  lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows)]
+  for experiment, variant, impl, ref_rate, ref_text in references(rows, torch_runs):
+    rate = rate_of(one_device_row(rows, experiment, variant))
+    lines.append(f"| {experiment} | {variant} | {impl} | {ref_text} | {rate:.0f} | {rate / ref_rate:.2f}x |")
+  lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows, torch_runs)]
   return "\n".join(lines) + "\n"
 
 
@@ -324,15 +356,41 @@ def one_device_row(rows: list[dict[str, Any]], experiment: str, variant: str) ->
   return next(matches, None)
 
 
-def targets(rows: list[dict[str, Any]]) -> list[str]:
+def rate_of(row: dict[str, Any]) -> float:
+  return row["examples_per_step"] / float(np.median(row["step_s"]))
+
+
+def torch_rate(run: dict[str, Any]) -> float:
+  return run["batch"] / float(np.median(run["step_s"]))
+
+
+def torch_label(run: dict[str, Any]) -> str:
+  return f"PyTorch {run['torch']} eager, this run ({run['threads']} threads)"
+
+
+def references(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]]) -> list[tuple]:
+  """(experiment, variant, implementation, images/s, as printed) of every reference with a gan_jax row."""
+  out = [(e, "f32 alternating", torch_label(run), torch_rate(run), f"{torch_rate(run):.0f}")
+         for e, run in torch_runs.items()]
+  out += [(e, v, impl, (low + high) / 2, f"{low}-{high}" if low != high else f"~{low}")
+          for e, v, impl, low, high in REFERENCES]
+  return [r for r in out if one_device_row(rows, r[0], r[1]) is not None]
+
+
+def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | None = None) -> list[str]:
+  torch_runs = torch_runs or {}
   out = []
   for experiment, variant, impl, multiple in THROUGHPUT_TARGETS:
     row = one_device_row(rows, experiment, variant)
-    ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
-    if row is not None:
-      rate = row["examples_per_step"] / float(np.median(row["step_s"]))
-      met = "met" if rate >= multiple * ref else "NOT met"
-      out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, {met}")
+    if row is None:
+      continue
+    if impl.startswith("PyTorch") and experiment in torch_runs:
+      impl, ref = torch_label(torch_runs[experiment]), torch_rate(torch_runs[experiment])
+    else:
+      ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
+    rate = rate_of(row)
+    met = "met" if rate >= multiple * ref else "NOT met"
+    out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, {met}")
   for r in rows:
     if "cold" in r:
       cold, cached = r["cold"]["lower_s"] + r["cold"]["compile_s"], r["lower_s"] + r["compile_s"]
@@ -374,9 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   dtypes = ("float32", "bfloat16")
   ceiling_before = {d: matmul_ceiling(d) for d in dtypes}
   rows = measure(names, args)
+  torch_runs = measure_torch(names, args)
   ceilings = {d: (ceiling_before[d], matmul_ceiling(d)) for d in dtypes}
   loads = (load_before, load_average())
-  text = report(rows, info, ceilings, loads, command.strip())
+  text = report(rows, info, ceilings, loads, command.strip(), torch_runs)
   if args.out:
     Path(args.out).write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)

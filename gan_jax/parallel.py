@@ -66,17 +66,26 @@ def example_ids(local_batch: int) -> jax.Array:
   return lax.axis_index(AXIS) * local_batch + jnp.arange(local_batch)
 
 
+def axis_size() -> int:
+  """Devices on the data axis; call inside the sharded step.
+
+  On one device the collectives below are identities, and skipping them is exact: XLA:CPU would
+  still copy every gradient through a one-participant all-reduce.
+  """
+  return lax.axis_size(AXIS)
+
+
 def gather_batch(x_B: jax.Array) -> jax.Array:
   """The global batch of a per-example quantity, identical on every device.
 
   Its transpose sums cotangents over devices, so gradients taken through it come out scaled
   by the device count, which the subsequent `pmean` of parameter gradients divides away.
   """
-  return lax.all_gather(x_B, AXIS, tiled=True)
+  return lax.all_gather(x_B, AXIS, tiled=True) if axis_size() > 1 else x_B
 
 
 def pmean(tree: Any) -> Any:
-  return lax.pmean(tree, AXIS)
+  return lax.pmean(tree, AXIS) if axis_size() > 1 else tree
 
 
 def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh, compiler_options: dict | None = None) -> Callable:

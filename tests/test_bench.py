@@ -1,5 +1,8 @@
 """The benchmark report: rates, ratios against the references, and the targets' verdicts from measured rows."""
 
+import numpy as np
+import pytest
+
 from gan_jax import bench
 
 
@@ -30,3 +33,43 @@ def test_report_rates_ratios_and_verdicts():
   assert "mlp_gan f32 alternating >= 2.5x PyTorch eager (3750 images/s): 1000, NOT met" in text
   assert "dcgan28 input pipeline >= 10x step consumption: 64.0x, met" in text
   assert "compile < 15 s cold, < 3 s cached: 12.0 s, 1.5 s, met" in text
+
+
+def test_pytorch_rates_measured_in_the_run_replace_the_stored_ones():
+  rows = [row("dcgan28", "f32 alternating", 0.064), row("mlp_gan", "f32 alternating", 0.016)]  # 1000, 4000 /s
+  runs = {"dcgan28": dict(step_s=[0.08, 0.1, 0.12], batch=64, torch="2.13.0+cpu", threads=2)}  # 640 images/s
+  text = bench.report(rows, {"cpu": "test"}, {"float32": (100.0, 100.0), "bfloat16": (1.0, 1.0)}, ("1", "2"), "x",
+                      runs)
+  label = "PyTorch 2.13.0+cpu eager, this run (2 threads)"
+  assert f"| dcgan28 | f32 alternating | {label} | 640 | 1000 | 1.56x |" in text
+  assert "| dcgan28 | f32 alternating | PyTorch 2.13 eager | 560-590 | 1000 | 1.74x |" in text  # still shown
+  assert f"dcgan28 f32 alternating >= 1.5x {label} (960 images/s): 1000, met" in text
+  assert f"dcgan28 f32 alternating >= 1x {label} (640 images/s): 1000, met" in text
+  # No PyTorch run for mlp_gan: its target keeps the stored rate.
+  assert "mlp_gan f32 alternating >= 2.5x PyTorch eager (3750 images/s): 4000, met" in text
+
+
+def test_pytorch_reference_networks_are_the_bench_experiments():
+  """bench_torch's G and D hold the JAX models' parameter shapes (up to layout) and map z to 28x28 images."""
+  torch = pytest.importorskip("torch")
+  import jax
+
+  from gan_jax import bench_torch
+  from gan_jax import config as config_lib
+  from gan_jax.data import DatasetInfo
+  from gan_jax.train.state import create_gan
+
+  info = DatasetInfo("fashion_mnist", "images", (28, 28, 1), 10, None)
+  for name, models in bench_torch.MODELS.items():
+    gan = create_gan(config_lib.load(str(bench.EXPERIMENTS[name])), info)
+    z = np.zeros((2, gan.latent_dim), np.float32)
+    jax_shapes = []
+    for module, x in ((gan.generator, z), (gan.discriminator, np.zeros((2, 28, 28, 1), np.float32))):
+      params = jax.eval_shape(lambda x, m=module: m.init(jax.random.PRNGKey(0), x, train=False), x)["params"]
+      jax_shapes.append(sorted(sorted(p.shape) for p in jax.tree.leaves(params)))
+    generator, discriminator = models()
+    torch_shapes = [sorted(sorted(p.shape) for p in m.parameters()) for m in (generator, discriminator)]
+    assert torch_shapes == jax_shapes, name
+    with torch.no_grad():
+      images = generator.eval()(torch.zeros(2, bench_torch.LATENT))
+      assert images.shape == (2, 1, 28, 28) and discriminator.eval()(images).shape == (2, 1)

@@ -4,6 +4,7 @@ Each check is one jitted program holding both formulations: XLA:CPU compiles cos
 """
 
 import functools
+import re
 
 import flax.linen as nn
 import jax
@@ -15,7 +16,8 @@ from gan_jax import config as config_lib
 from gan_jax import parallel
 from gan_jax.data import DatasetInfo
 from gan_jax.models.dcgan import DCGANGenerator, _num_upsamples
-from gan_jax.models.layers import SubPixelConvTranspose, batch_norm, dcgan_init
+from gan_jax.models.layers import Dense, SubPixelConvTranspose, batch_norm, dcgan_init
+from gan_jax.train import step as step_lib
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import create_gan, init_state
 from gan_jax.train.step import sharded_train_step
@@ -31,6 +33,61 @@ def assert_trees_close(a, b, rel: float = 1e-5):
 
 def normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
   return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 5)])
+def test_dense_matches_flax_dense_under_the_population_vmap(shape):
+  """layers.Dense: flax's parameters, outputs and gradients, for 2 members with their own parameters."""
+  x = normal(0, (2, *shape))
+  cotangent = normal(1, (2, *shape[:-1], 7))
+  fast, plain = Dense(7), nn.Dense(7, bias_init=nn.initializers.normal(1.0))
+  keys = jax.random.split(jax.random.PRNGKey(2), 2)
+  variables = jax.vmap(plain.init)(keys, x)
+  assert_trees_close(jax.vmap(fast.init)(keys, x)["params"]["kernel"], variables["params"]["kernel"])
+
+  @jax.jit
+  def outputs_and_grads(variables, x):
+    def of(module):
+      loss = lambda v, x, c: jnp.sum(module.apply(v, x) * jnp.cos(c))
+      return jax.vmap(lambda v, x, c: (module.apply(v, x), jax.grad(loss, (0, 1))(v, x, c)))(variables, x, cotangent)
+
+    return of(fast), of(plain)
+
+  got, want = outputs_and_grads(variables, x)
+  assert_trees_close(got, want)
+  with pytest.raises(ValueError, match="expected nn.Dense's own"):
+    Dense(7, precision=jax.lax.Precision.HIGHEST).init(keys[0], x[0])
+
+
+def test_one_device_step_runs_no_collectives_and_updates_in_place(monkeypatch):
+  """On one device the step holds no collective, and with CPU_OPTIONS' copy insertion no copy of a donated
+  parameter, moment or statistic; without that option XLA copies them, and both programs train alike."""
+  config = config_lib.base_config()
+  config.model.name, config.model.latent_dim, config.model.g_width, config.model.d_width = "mlp_gan", 8, 8, 8
+  config.model.dropout, config.train.batch_size = 0.3, 8
+  info = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
+  rng = np.random.default_rng(0)
+  batches = [{"x": rng.uniform(-1, 1, (1, 1, 8, 28, 28, 1)).astype(np.float32),
+              "label": rng.integers(0, 10, (1, 1, 8)).astype(np.int32)} for _ in range(2)]
+  gan = create_gan(config, info)
+
+  def compiled(mesh):
+    state = jax.vmap(functools.partial(init_state, gan))(*stacked_seeds_and_hparams(member_configs(config)))
+    step = sharded_train_step(gan, config, mesh).lower(state, parallel.put_batch(batches[0], mesh)).compile()
+    text = step.as_text()
+    copies = len(re.findall(r"= f32\[[^\]]*\]\S* copy\(%state_", text))
+    collectives = len(re.findall(r"= \S+ (all-reduce|all-gather|reduce-scatter)\(", text))
+    for batch in batches:
+      state, metrics = step(state, parallel.put_batch(batch, mesh))
+    return jax.device_get((state, metrics)), copies, collectives
+
+  (trained, copies, collectives) = compiled(parallel.make_mesh(1))
+  assert (copies, collectives) == (0, 0)
+  assert compiled(parallel.make_mesh(2))[2] > 0  # the count sees collectives where there are some
+  monkeypatch.setattr(step_lib, "CPU_OPTIONS", {})
+  default_trained, default_copies, _ = compiled(parallel.make_mesh(1))
+  assert default_copies > 0
+  assert_trees_close(trained, default_trained, rel=0.0)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from gan_jax.models import conditioning_classes, register
 from gan_jax.models.layers import (
+    Dense,
     SubPixelConvTranspose,
     check_norm,
     conditional_batch_norm,
@@ -47,7 +48,7 @@ class DCGANGenerator(nn.Module):
     norm = "spectral" if self.spectral_norm else "none"
     layer = lambda module: normed(norm, module, train, post_norm=False)
     bn = lambda x: conditional_batch_norm(x, labels_B, num_classes=self.num_classes, train=train)
-    h = layer(nn.Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init, dtype=self.dtype))(z_BZ)
+    h = layer(Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init, dtype=self.dtype))(z_BZ)
     h = nn.relu(bn(h)).reshape((-1, s, s, widths[0]))
     # Explicit names are flax's auto-names for nn.ConvTranspose: parameters, initial values and checkpoints
     # are those of the all-nn.ConvTranspose generator. Hidden layers take the sub-pixel form (its kernel

@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from gan_jax import parallel
 
 # N(0, 0.02), the DCGAN initialisation (Radford et al. 2016).
 dcgan_init = nn.initializers.normal(0.02)
+
+
+@jax.custom_vjp
+def matmul(x_BI: jax.Array, kernel_IO: jax.Array) -> jax.Array:
+  """x [..., I] @ kernel [I, O], its kernel gradient contracting x's and dy's leading axes."""
+  return jnp.matmul(x_BI, kernel_IO)
+
+
+def matmul_fwd(x_BI, kernel_IO):
+  return matmul(x_BI, kernel_IO), (x_BI, kernel_IO)
+
+
+def matmul_bwd(residuals, dy_BO):
+  x_BI, kernel_IO = residuals
+  batch = tuple(range(x_BI.ndim - 1))
+  dx_BI = lax.dot_general(dy_BO, kernel_IO, (((dy_BO.ndim - 1,), (1,)), ((), ())))
+  # Contracting the batch axes of x and dy gives [I, O] directly. Autodiff's rule computes [O, I] and
+  # transposes it; under the population vmap XLA:CPU keeps that transpose and then fuses it into each of
+  # Adam's reads of the gradient.
+  return dx_BI, lax.dot_general(x_BI, dy_BO, ((batch, batch), ((), ())))
+
+
+matmul.defvjp(matmul_fwd, matmul_bwd)
+
+
+def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+  """The dot_general nn.Dense calls, (((lhs.ndim - 1,), (0,)), ((), ())), as `matmul`."""
+  if dimension_numbers != (((lhs.ndim - 1,), (0,)), ((), ())) or precision is not None or preferred_element_type:
+    raise ValueError(f"Dense's dot_general got {dimension_numbers}, precision={precision}: expected nn.Dense's own")
+  return matmul(lhs, rhs)
+
+
+# nn.Dense (same parameters, names and values; gradients equal to float rounding), its kernel gradient
+# computed in the kernel's own layout.
+Dense = functools.partial(nn.Dense, dot_general=_dense_dot_general)
 
 
 class ExampleDropout(nn.Module):
@@ -34,9 +71,8 @@ def batch_norm(train: bool, momentum: float = 0.9) -> nn.BatchNorm:
 
   Statistics and output are float32 for any input (bfloat16 under train.compute_dtype): the next layer casts back.
   """
-  return nn.BatchNorm(
-      use_running_average=not train, momentum=momentum, axis_name=parallel.AXIS if train else None, dtype=jnp.float32
-  )
+  axis_name = parallel.AXIS if train and parallel.axis_size() > 1 else None
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name, dtype=jnp.float32)
 
 
 # The collection holding spectral normalisation's power-iteration state (u and the sigma it gives).
@@ -150,7 +186,7 @@ def discriminator_head(
   compute in `dtype`; the logits come out float32, for the loss. φ is sown by HeadFeatures.
   """
   h_BF = HeadFeatures()(h_BF)
-  dense = lambda features: nn.Dense(features, kernel_init=kernel_init, dtype=dtype)
+  dense = lambda features: Dense(features, kernel_init=kernel_init, dtype=dtype)
   logits_B = normed(norm, dense(1), train, post_norm=False)(h_BF)[:, 0].astype(jnp.float32)
   if not num_classes:
     return logits_B
@@ -190,7 +226,7 @@ class SubPixelConvTranspose(nn.Module):
     x_BHWC, kernel, bias = nn.dtypes.promote_dtype(x_BHWC, kernel, bias, dtype=self.dtype)
     padded = jnp.pad(x_BHWC, ((0, 0), (1, 1), (1, 1), (0, 0)))
     windows_BHWK = jnp.concatenate([padded[:, a:a + H + 1, b:b + W + 1] for a in (0, 1) for b in (0, 1)], axis=-1)
-    phases_BHWP = jnp.dot(windows_BHWK, _phase_kernel(kernel))
+    phases_BHWP = matmul(windows_BHWK, _phase_kernel(kernel))
     y = phases_BHWP.reshape(B, H + 1, W + 1, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
     y = y.reshape(B, 2 * H + 2, 2 * W + 2, self.features)[:, 1:-1, 1:-1]
     return y + bias if bias is not None else y

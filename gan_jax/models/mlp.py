@@ -8,7 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models import conditioning_classes, register
-from gan_jax.models.layers import ExampleDropout, batch_norm, check_norm, class_labels, discriminator_head, normed
+from gan_jax.models.layers import (
+  Dense,
+  ExampleDropout,
+  batch_norm,
+  check_norm,
+  class_labels,
+  discriminator_head,
+  normed,
+)
 
 
 class MLPGenerator(nn.Module):
@@ -29,11 +37,11 @@ class MLPGenerator(nn.Module):
       h = jnp.concatenate([z_BZ, jax.nn.one_hot(labels_B, self.num_classes, dtype=z_BZ.dtype)], axis=-1)
     norm = "spectral" if self.spectral_norm else "none"
     for w in self.widths:
-      h = normed(norm, nn.Dense(w, dtype=self.dtype), train, post_norm=False)(h)
+      h = normed(norm, Dense(w, dtype=self.dtype), train, post_norm=False)(h)
       if self.batch_norm:
         h = batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2) if self.activation == "leaky_relu" else nn.relu(h)
-    h = normed(norm, nn.Dense(int(np.prod(self.out_shape)), dtype=self.dtype), train, post_norm=False)(h)
+    h = normed(norm, Dense(int(np.prod(self.out_shape)), dtype=self.dtype), train, post_norm=False)(h)
     h = h.astype(jnp.float32)  # samples are float32 whatever the compute dtype
     h = jnp.tanh(h) if self.tanh else h
     return h.reshape((z_BZ.shape[0], *self.out_shape))
@@ -51,7 +59,7 @@ class MLPDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     h = x.reshape((x.shape[0], -1))
     for w in self.widths:
-      h = nn.leaky_relu(normed(self.norm, nn.Dense(w, dtype=self.dtype), train)(h), 0.2)
+      h = nn.leaky_relu(normed(self.norm, Dense(w, dtype=self.dtype), train)(h), 0.2)
       h = ExampleDropout(self.dropout)(h, train=train)
     return discriminator_head(
         h,

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import conditioning_classes, register
-from gan_jax.models.layers import batch_norm, check_norm, conditional_batch_norm, discriminator_head, normed
+from gan_jax.models.layers import Dense, batch_norm, check_norm, conditional_batch_norm, discriminator_head, normed
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 shortcut_init = nn.initializers.xavier_uniform()
@@ -101,7 +101,7 @@ class ResNetGenerator(nn.Module):
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
     s, n_up = start_size(self.out_shape[0])
     norm = "spectral" if self.spectral_norm else "none"
-    dense = nn.Dense(s * s * self.width, kernel_init=shortcut_init, dtype=self.dtype)
+    dense = Dense(s * s * self.width, kernel_init=shortcut_init, dtype=self.dtype)
     h = normed(norm, dense, train, post_norm=False)(z_BZ).reshape((-1, s, s, self.width))
     for _ in range(n_up):
       h = GBlock(self.width, self.num_classes, norm, self.dtype)(h, labels_B, train=train)
