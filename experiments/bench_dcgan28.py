@@ -8,11 +8,11 @@ G: z(100) -> Dense(7*7*128, no bias) -> BN -> ReLU -> ConvT(64, 4x4, s2) -> BN -
 -> Dense(1). Non-saturating loss, Adam 2e-4 (0.5, 0.999), N(0, 0.02) init, batch 64, one D update per G
 update. No EMA: the reference implementations keep none, and the benchmark times their recipe.
 
-Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-01 18:32, a run in which the f32
-matmul ceiling was 167-187 GFLOP/s against 199-210 in quieter runs): 116 ms per step, 553 images/s alternating
-(PyTorch 2.13 eager: 560-590 on the same machine), 513 with XLA:CPU's default convolutions
-(train.cpu_convolutions="library"); 570 images/s simultaneous (Keras: 850-870); 9.4 GFLOP per step at 46%
-of the ceiling; compile 3.7 s cold, 1.4 s from the cache.
+Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-01 19:26): 107 ms per step, 597
+images/s alternating, against 649 for the PyTorch 2.13 eager version of this step timed in the same run
+(gan_jax/bench_torch.py), so 0.92x. XLA:CPU's default convolutions (train.cpu_convolutions="library") gave 530.
+Simultaneous: 651 images/s (Keras: 850-870, reported). 9.4 GFLOP per step at 49% of the f32 matmul ceiling;
+compile 3.0 s cold, 0.9 s from the cache.
 """
 
 from gan_jax.config import base_config

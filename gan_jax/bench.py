@@ -1,5 +1,8 @@
 """Train-step benchmarks: `python -m gan_jax.bench --out BENCHMARKS.md` (`make bench`).
 
+`python -m gan_jax.bench --paired dcgan28 --a train.cpu_convolutions=library` compares two variants of one
+experiment in one process, in alternating windows: the way to rank two close options on a shared machine.
+
 For each benchmark experiment and each config variant: compile time cold and from the persistent
 compilation cache, steady-state step time and images/s, FLOPs per step (XLA's cost analysis) against a
 matmul ceiling measured in the same run, memory, the input pipeline alone, and 1 vs 8 (fake) devices.
@@ -91,25 +94,8 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
   hits = []
   jax.monitoring.register_event_listener(lambda event, **_: hits.append(event == "/jax/compilation_cache/cache_hits"))
 
-  from gan_jax import config as config_lib
-  from gan_jax import data, parallel
-  from gan_jax.train import loop
-  from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
-  from gan_jax.train.state import create_gan, init_state
-  from gan_jax.train.step import sharded_train_step
-
-  config = config_lib.load(spec["config"])
-  config_lib.apply_overrides(config, spec["overrides"])
-  info = data.get_info(config)
-  mesh = parallel.make_mesh(0)
-  parallel.check_divisible(config.train.batch_size, mesh)
-  members = member_configs(config)
-  gan = create_gan(config, info)
-  init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.replicated(mesh))
-  state = init(*stacked_seeds_and_hparams(members))
-  train_step = sharded_train_step(gan, config, mesh)
-  host_batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)
-  batches = [parallel.put_batch(next(host_batches), mesh) for _ in range(4)]
+  setup = build(spec["config"], spec["overrides"])
+  config, mesh, state, train_step, batches = setup.config, setup.mesh, setup.state, setup.step, setup.batches
 
   hits.clear()
   t0 = time.perf_counter()
@@ -133,14 +119,86 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
       "examples_per_step": config.train.batch_size * config.train.d_steps * config.population,
   }
   if spec["repeats"]:
-    out["step_s"] = time_steps(compiled, state, batches, spec["warmup"], spec["repeats"], spec["steps"])
+    out["step_s"], _ = time_steps(compiled, state, batches, spec["warmup"], spec["repeats"], spec["steps"])
   if spec["pipeline_s"]:
     out["pipeline_examples_per_s"] = pipeline_rate(config, spec["pipeline_s"])
   out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   return out
 
 
-def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps: int) -> list[float]:
+@dataclasses.dataclass
+class Setup:
+  config: Any
+  mesh: Any
+  state: Any
+  step: Any  # jit(shard_map(step)), not yet lowered
+  batches: list  # 4 device batches
+
+
+def build(config_path: str, overrides: dict[str, Any]) -> Setup:
+  """An experiment variant's state, step and batches, exactly as `train.loop` builds them."""
+  import jax
+
+  from gan_jax import config as config_lib
+  from gan_jax import data, parallel
+  from gan_jax.train import loop
+  from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+  from gan_jax.train.state import create_gan, init_state
+  from gan_jax.train.step import sharded_train_step
+
+  config = config_lib.load(config_path)
+  config_lib.apply_overrides(config, overrides)
+  info = data.get_info(config)
+  mesh = parallel.make_mesh(0)
+  parallel.check_divisible(config.train.batch_size, mesh)
+  members = member_configs(config)
+  gan = create_gan(config, info)
+  init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.replicated(mesh))
+  host_batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)
+  return Setup(config, mesh, init(*stacked_seeds_and_hparams(members)), sharded_train_step(gan, config, mesh),
+               [parallel.put_batch(next(host_batches), mesh) for _ in range(4)])
+
+
+def paired(config_path: str, overrides_a: dict[str, Any], overrides_b: dict[str, Any], windows: int = 10,
+           steps: int = 15, warmup: int = 5) -> dict[str, Any]:
+  """A/B of two variants of one experiment in this process: both compiled, then alternating windows.
+
+  Separate processes rank close variants poorly on a shared machine (one step time can move 30% from
+  run to run); a window of A and the next of B see nearly the same load, so the median of their ratios is
+  the comparison to quote. Returns each window's median step seconds, the paired ratios A/B (> 1: B is
+  faster) and each variant's metrics after its last step.
+  """
+  import jax
+
+  programs, states = [], []
+  for overrides in (overrides_a, overrides_b):
+    setup = build(config_path, overrides)
+    step = setup.step.lower(setup.state, setup.batches[0]).compile()
+    programs.append((step, setup.batches))
+    states.append(time_steps(step, setup.state, setup.batches, warmup, 0, 0)[1])
+  seconds, metrics = ([], []), [None, None]
+  for _ in range(windows):
+    for i, (step, batches) in enumerate(programs):
+      states[i], metrics[i], median = _window(step, states[i], batches, steps)
+      seconds[i].append(median)
+  ratios = [a / b for a, b in zip(*seconds, strict=True)]
+  return {"a_s": seconds[0], "b_s": seconds[1], "ratios": ratios, "ratio": float(np.median(ratios)),
+          "metrics": jax.device_get(metrics)}
+
+
+def _window(step, state, batches: Sequence, steps: int) -> tuple[Any, Any, float]:
+  import jax
+
+  times = []
+  for i in range(steps):
+    t = time.perf_counter()
+    state, metrics = step(state, batches[i % len(batches)])
+    jax.block_until_ready(state)
+    times.append(time.perf_counter() - t)
+  return state, metrics, float(np.median(times))
+
+
+def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps: int) -> tuple[list[float], Any]:
   """Median seconds per step of each repeat; every step waits for its result (no overlap with the next)."""
   import jax
 
@@ -149,14 +207,9 @@ def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps:
     jax.block_until_ready(state)
   medians = []
   for _ in range(repeats):
-    times = []
-    for i in range(steps):
-      t = time.perf_counter()
-      state, _ = step(state, batches[i % len(batches)])
-      jax.block_until_ready(state)
-      times.append(time.perf_counter() - t)
-    medians.append(float(np.median(times)))
-  return medians
+    state, _, median = _window(step, state, batches, steps)
+    medians.append(median)
+  return medians, state
 
 
 def pipeline_rate(config, seconds: float) -> float:
@@ -404,6 +457,22 @@ def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | 
   return out
 
 
+def paired_summary(name: str, args: argparse.Namespace) -> str:
+  def overrides(items: list[str]) -> dict[str, str]:
+    bad = [item for item in items if "=" not in item]
+    if bad:
+      raise SystemExit(f"override {bad[0]!r}: expected KEY=VALUE")
+    return dict(item.split("=", 1) for item in items)
+
+  a, b = overrides(args.a), overrides(args.b)
+  result = paired(str(EXPERIMENTS[name]), a, b, args.windows, args.steps, args.warmup)
+  ratios = result["ratios"]
+  return (f"{name}: A {a or '(defaults)'} {1e3 * np.median(result['a_s']):.2f} ms/step, "
+          f"B {b or '(defaults)'} {1e3 * np.median(result['b_s']):.2f} ms/step; A/B over {len(ratios)} paired "
+          f"windows of {args.steps} steps: median {result['ratio']:.3f} "
+          f"(range {min(ratios):.3f}-{max(ratios):.3f}; > 1: B faster)")
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -417,15 +486,22 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--pipeline-s", type=float, default=3.0, help="seconds of input pipeline alone")
   parser.add_argument("--skip-devices", type=lambda s: {int(x) for x in s.split(",") if x}, default=set(),
                       help="e.g. 8: leave out the 8-device rows")
+  parser.add_argument("--paired", metavar="EXPERIMENT", help="A/B two variants of one experiment in one process")
+  parser.add_argument("--a", nargs="*", default=[], metavar="KEY=VALUE", help="--paired: variant A's overrides")
+  parser.add_argument("--b", nargs="*", default=[], metavar="KEY=VALUE", help="--paired: variant B's overrides")
+  parser.add_argument("--windows", type=int, default=10, help="--paired: windows of --steps steps per variant")
   parser.add_argument("--child", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.child:
     print(json.dumps(run_child(json.loads(args.child))))
     return 0
-  names = [n for n in args.experiments.split(",") if n]
+  names = [n for n in (args.paired or args.experiments).split(",") if n]
   unknown = sorted(set(names) - set(EXPERIMENTS))
   if unknown:
     parser.error(f"unknown experiments {unknown}; expected some of {list(EXPERIMENTS)}")
+  if args.paired:
+    print(paired_summary(args.paired, args))
+    return 0
 
   command = "python -m gan_jax.bench " + " ".join(sys.argv[1:] if argv is None else argv)
   info, load_before = machine(), load_average()

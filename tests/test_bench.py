@@ -73,3 +73,16 @@ def test_pytorch_reference_networks_are_the_bench_experiments():
     with torch.no_grad():
       images = generator.eval()(torch.zeros(2, bench_torch.LATENT))
       assert images.shape == (2, 1, 28, 28) and discriminator.eval()(images).shape == (2, 1)
+
+
+def test_paired_windows_train_both_variants_alike():
+  """--paired runs A and B in alternating windows from the same state and batches: with equal overrides
+  the two train to the same metrics, and every window gives one ratio."""
+  overrides = {"train.batch_size": 32, "model.g_width": 16, "model.d_width": 16}
+  result = bench.paired(str(bench.EXPERIMENTS["ring8"]), overrides, overrides, windows=3, steps=2, warmup=1)
+  assert len(result["ratios"]) == len(result["a_s"]) == len(result["b_s"]) == 3
+  assert all(r > 0 for r in result["ratios"])
+  a, b = result["metrics"]
+  assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+  with pytest.raises(SystemExit, match="override 'train.update': expected KEY=VALUE"):
+    bench.main(["--paired", "ring8", "--a", "train.update"])

@@ -22,11 +22,11 @@ def matmul(x_BI: jax.Array, kernel_IO: jax.Array) -> jax.Array:
   return jnp.matmul(x_BI, kernel_IO)
 
 
-def matmul_fwd(x_BI, kernel_IO):
+def _matmul_fwd(x_BI, kernel_IO):
   return matmul(x_BI, kernel_IO), (x_BI, kernel_IO)
 
 
-def matmul_bwd(residuals, dy_BO):
+def _matmul_bwd(residuals, dy_BO):
   x_BI, kernel_IO = residuals
   batch = tuple(range(x_BI.ndim - 1))
   dx_BI = lax.dot_general(dy_BO, kernel_IO, (((dy_BO.ndim - 1,), (1,)), ((), ())))
@@ -36,7 +36,7 @@ def matmul_bwd(residuals, dy_BO):
   return dx_BI, lax.dot_general(x_BI, dy_BO, ((batch, batch), ((), ())))
 
 
-matmul.defvjp(matmul_fwd, matmul_bwd)
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
 def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):

@@ -33,7 +33,7 @@ CPU_CONVOLUTIONS = {
     "library": {},
 }
 # Copy insertion with region analysis sees that every donated parameter, moment and statistic can be
-# updated in place; the default copies each one it reads twice (the MLP GAN step, 1.10x; same bits).
+# updated in place; the default copies many of them first (the MLP GAN step, 1.10x; the same bits).
 CPU_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
 
 Batch = dict[str, jax.Array]  # "x": [d_steps, B, ...] this device's real data, "label": [d_steps, B]
@@ -68,7 +68,7 @@ def fake_labels(key: jax.Array, batch: int, num_classes: int) -> jax.Array:
   return jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0, num_classes))(ids_B)
 
 
-def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str]:
+def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str | bool]:
   """The step's XLA options on CPU (CPU_OPTIONS and train.cpu_convolutions'), none on other backends."""
   choice = config.train.cpu_convolutions
   if choice not in CPU_CONVOLUTIONS:
