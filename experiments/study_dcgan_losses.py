@@ -9,8 +9,9 @@ non_saturating, hinge and least_squares train with no penalty; wasserstein with 
 Gulrajani et al. 2017) and, as its critic needs, layer norm instead of batch norm in D (a batch-normalised
 critic breaks the per-example gradient penalty). Everything else is experiments/dcgan_fashion_mnist.py,
 with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
-(`:N` gives N seeds, trained as populations with --vectorize); each run takes 7.5-9.5 minutes on a 2-core
-CPU, WGAN-GP's 12 (its penalty differentiates D twice). Results and curves: docs/studies.md.
+(`:N` gives N seeds, trained as populations with --vectorize); each run takes about 5 minutes on a 2-core
+CPU, WGAN-GP's 12 (its penalty differentiates D twice). FID at 2000 steps: 35.6 (non_saturating; 35.8 ± 0.5
+over 3 seeds), 36.7 (hinge), 73.4 (least_squares), 34.6 (WGAN-GP). Results and curves: docs/studies.md.
 """
 
 import os
