@@ -11,7 +11,7 @@ critic breaks the per-example gradient penalty). Everything else is experiments/
 with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
 (`:N` gives N seeds, trained as populations with --vectorize); each run takes about 5 minutes on a 2-core
 CPU, WGAN-GP's 12 (its penalty differentiates D twice). FID at 2000 steps: 35.6 (non_saturating; 35.8 ± 0.5
-over 3 seeds), 36.7 (hinge), 73.4 (least_squares), 34.6 (WGAN-GP). Results and curves: docs/studies.md.
+over 3 seeds), 36.7 (hinge; 37.8 ± 0.9), 73.4 (least_squares), 34.6 (WGAN-GP). Results and curves: docs/studies.md.
 """
 
 import os

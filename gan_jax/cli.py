@@ -194,8 +194,9 @@ def _curves(args, _) -> int:
   for label, group in groups.items():
     for name, r in curves.check(group, reference).items():
       failed |= not r["ok"]
-      verdict = "inside" if r["ok"] else "OUTSIDE"
-      print(f"{label}: {name}: {verdict} the band at {r['fraction']:.0%} of {r['points']} reference steps")
+      verdict = "passes" if r["ok"] else "FAILS"
+      print(f"{label}: {name}: {verdict}, inside the band at {r['fraction']:.0%} of {r['points']} reference steps "
+            f"(needs {reference['band']['min_fraction']:.0%})")
   return 1 if failed else 0
 
 

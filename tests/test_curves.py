@@ -85,7 +85,8 @@ def test_reference_round_trip_and_exit_status(tmp_path, capsys):
   off = fake_run(tmp_path / "off", 12, shift=0.5)
   assert main(["curves", off, "--reference", ref, "--out", str(tmp_path / "bad.png")]) == 1
   out = capsys.readouterr().out
-  assert "d_loss: OUTSIDE the band at 0% of 40 reference steps" in out
+  assert "d_loss: FAILS, inside the band at 0% of 40 reference steps (needs 90%)" in out
+  assert "g_loss: FAILS" in out
 
 
 def test_csv_reference_and_partial_overlap(tmp_path):
