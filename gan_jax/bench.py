@@ -245,20 +245,19 @@ def matmul_ceiling(dtype: str = "float32", size: int = 2048, repeats: int = 20) 
 # ---------------------------------------------------------------------------------------------- parent
 
 
+def run_json(argv: list[str], what: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+  """`python argv...` in a fresh process; its last stdout line, parsed as JSON."""
+  proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, cwd=ROOT)
+  if proc.returncode:
+    raise RuntimeError(f"{what} failed:\n{proc.stderr[-4000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def child(spec: dict[str, Any], devices: int) -> dict[str, Any]:
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   flags = env.get("XLA_FLAGS", "")
   env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
-  proc = subprocess.run(
-      [sys.executable, "-m", "gan_jax.bench", "--child", json.dumps(spec)],
-      env=env,
-      capture_output=True,
-      text=True,
-      cwd=ROOT,
-  )
-  if proc.returncode:
-    raise RuntimeError(f"bench child {spec['name']} failed:\n{proc.stderr[-4000:]}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return run_json(["-m", "gan_jax.bench", "--child", json.dumps(spec)], f"bench child {spec['name']}", env)
 
 
 def variants_of(name: str, variants: Sequence[Variant]) -> Iterator[Variant]:
@@ -273,13 +272,7 @@ def variants_of(name: str, variants: Sequence[Variant]) -> Iterator[Variant]:
 
 def torch_child(name: str, timing: dict[str, int]) -> dict[str, Any]:
   """gan_jax.bench_torch's step times for `name`, in a fresh process like every JAX row."""
-  proc = subprocess.run(
-      [sys.executable, "-m", "gan_jax.bench_torch", json.dumps({"name": name, **timing})],
-      capture_output=True, text=True, cwd=ROOT,
-  )
-  if proc.returncode:
-    raise RuntimeError(f"PyTorch reference {name} failed:\n{proc.stderr[-4000:]}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return run_json(["-m", "gan_jax.bench_torch", json.dumps({"name": name, **timing})], f"PyTorch reference {name}")
 
 
 def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
