@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_jax import config as config_lib
+from gan_jax import models
 from gan_jax.train.writers import read_jsonl
 
 DEFAULT_BAND = {"k_std": 3.0, "min_abs": 0.05, "min_fraction": 0.9}
@@ -58,6 +59,9 @@ def load_series(workdir: str) -> list[Series]:
   for m in members:
     member_cfg = config_lib.flatten(config)
     member_cfg.update({k: v[m] for k, v in population.items()})
+    if member_cfg.get("model.name") in models.names():  # "" and the family's default norm: one experiment
+      model = {"name": member_cfg["model.name"], "d_norm": member_cfg["model.d_norm"]}
+      member_cfg["model.d_norm"] = models.d_norm(model)
     label = os.path.basename(os.path.normpath(workdir)) + (f"[{m}]" if len(members) > 1 else "")
     series = Series(label, member_cfg, evaluations=evaluated)
     mine = [r for r in rows if r.get("member", 0) == m]

@@ -11,11 +11,12 @@ from gan_jax import curves
 from gan_jax.cli import main
 
 
-def fake_run(path, seed, loss="hinge", shift=0.0, population_members=""):
+def fake_run(path, seed, loss="hinge", shift=0.0, population_members="", model="dcgan", d_norm=""):
   """A workdir with config.json and a noisy decaying d_loss / g_loss."""
   os.makedirs(path, exist_ok=True)
   c = config_lib.base_config()
   c.seed, c.loss.name, c.population_members = seed, loss, population_members
+  c.model.name, c.model.d_norm = model, d_norm
   members = len(json.loads(population_members)["seed"]) if population_members else 1
   c.population = members
   with open(os.path.join(path, "config.json"), "w") as f:
@@ -65,6 +66,17 @@ def test_runs_from_before_a_new_config_key_group_with_newer_ones(tmp_path):
     json.dump(config, f)
   groups = curves.group_by_seed([s for r in (old, new) for s in curves.load_series(r)])
   assert {k: len(v) for k, v in groups.items()} == {"all": 2}
+
+
+def test_the_default_d_norm_named_or_not_is_one_group(tmp_path):
+  runs = [fake_run(tmp_path / "a", 0), fake_run(tmp_path / "b", 1, d_norm="batch")]
+  runs += [fake_run(tmp_path / "c", 0, d_norm="layer"), fake_run(tmp_path / "d", 0, model="resnet")]
+  groups = curves.group_by_seed([s for r in runs for s in curves.load_series(r)])
+  assert {k: len(v) for k, v in groups.items()} == {
+      "model.d_norm=batch,model.name=dcgan": 2,
+      "model.d_norm=layer,model.name=dcgan": 1,
+      "model.d_norm=spectral,model.name=resnet": 1,
+  }
 
 
 def test_population_members_are_series_of_one_group(tmp_path):

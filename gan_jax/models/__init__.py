@@ -1,7 +1,7 @@
 """Generator/discriminator pairs, picked by `config.model.name`.
 
 A model family is a function `(model_config, info) -> (generator, discriminator)` of Flax Linen
-modules, registered with `@register(name)`. Both modules take `train: bool`; the generator maps
+modules, registered with `@register(name, default_d_norm=...)`. Both modules take `train: bool`; the generator maps
 `z_BZ` (and `labels_B`) to data in [-1, 1], the discriminator maps data (and `labels_B`) to `logits_B`.
 
 Conditional models (`model.conditional`) take int32 `labels_B`; a conditional generator has a
@@ -24,17 +24,28 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.data import DatasetInfo
+from gan_jax.models.layers import check_norm
 
 ModelFamily = Callable[[ml_collections.ConfigDict, DatasetInfo], tuple[nn.Module, nn.Module]]
 _FAMILIES: dict[str, ModelFamily] = {}
+# model.d_norm "" means the family's own choice (DCGAN's batch norm, SNGAN's spectral norm, ...).
+_DEFAULT_D_NORMS: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[ModelFamily], ModelFamily]:
+def register(name: str, *, default_d_norm: str) -> Callable[[ModelFamily], ModelFamily]:
   def add(fn: ModelFamily) -> ModelFamily:
     _FAMILIES[name] = fn
+    _DEFAULT_D_NORMS[name] = default_d_norm
     return fn
 
   return add
+
+
+def d_norm(model_config: ml_collections.ConfigDict | dict) -> str:
+  """model.d_norm with "" resolved to the family's default, so a run that names the default equals one that does not."""
+  norm = model_config["d_norm"] or _DEFAULT_D_NORMS[model_config["name"]]
+  check_norm(norm)
+  return norm
 
 
 def names() -> list[str]:

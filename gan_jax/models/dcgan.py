@@ -13,11 +13,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import conditioning_classes, register
+from gan_jax.models import conditioning_classes, d_norm, register
 from gan_jax.models.layers import (
     Dense,
     SubPixelConvTranspose,
-    check_norm,
     conditional_batch_norm,
     dcgan_init,
     discriminator_head,
@@ -91,13 +90,12 @@ class DCGANDiscriminator(nn.Module):
     )
 
 
-@register("dcgan")
+@register("dcgan", default_d_norm="batch")
 def dcgan(cfg, info):
   """model.d_norm "" is batch norm, Radford et al.'s; conditional runs use conditional BN in G and `d_conditioning`."""
   if info.kind != "images":
     raise ValueError(f"model.name='dcgan' needs an image dataset; data.name={info.name!r} is {info.kind}")
-  norm = cfg.d_norm or "batch"
-  check_norm(norm)
+  norm = d_norm(cfg)
   classes = conditioning_classes(cfg, info)
   generator = DCGANGenerator(info.shape, cfg.g_width, num_classes=classes, spectral_norm=cfg.g_spectral_norm)
   return generator, DCGANDiscriminator(cfg.d_width, norm, num_classes=classes, conditioning=cfg.d_conditioning)

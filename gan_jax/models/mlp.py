@@ -7,12 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.models import conditioning_classes, register
+from gan_jax.models import conditioning_classes, d_norm, register
 from gan_jax.models.layers import (
   Dense,
   ExampleDropout,
   batch_norm,
-  check_norm,
   class_labels,
   discriminator_head,
   normed,
@@ -73,13 +72,12 @@ class MLPDiscriminator(nn.Module):
 
 
 def _discriminator(cfg, info, widths: tuple[int, ...], dropout: float) -> MLPDiscriminator:
-  norm = cfg.d_norm or "none"
-  check_norm(norm)
+  norm = d_norm(cfg)
   classes = conditioning_classes(cfg, info)
   return MLPDiscriminator(widths, dropout, norm=norm, num_classes=classes, conditioning=cfg.d_conditioning)
 
 
-@register("mlp_gan")
+@register("mlp_gan", default_d_norm="none")
 def mlp_gan(cfg, info):
   """G z->w->2w->4w->image (LeakyReLU 0.2, tanh); D image->4w->2w->w->1 with dropout. w = 256."""
   w_g, w_d = cfg.g_width, cfg.d_width
@@ -90,7 +88,7 @@ def mlp_gan(cfg, info):
   )
 
 
-@register("mlp2d")
+@register("mlp2d", default_d_norm="none")
 def mlp2d(cfg, info):
   """Three hidden layers each side; G with ReLU and no output squashing, D with LeakyReLU."""
   classes = conditioning_classes(cfg, info)

@@ -15,8 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import conditioning_classes, register
-from gan_jax.models.layers import Dense, batch_norm, check_norm, conditional_batch_norm, discriminator_head, normed
+from gan_jax.models import conditioning_classes, d_norm, register
+from gan_jax.models.layers import Dense, batch_norm, conditional_batch_norm, discriminator_head, normed
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 shortcut_init = nn.initializers.xavier_uniform()
@@ -137,14 +137,13 @@ class ResNetDiscriminator(nn.Module):
     )
 
 
-@register("resnet")
+@register("resnet", default_d_norm="spectral")
 def resnet(cfg, info):
   """SNGAN's CIFAR-10 ResNet: g_width 256 and d_width 128 in the paper."""
   if info.kind != "images" or info.shape[0] != info.shape[1]:
     raise ValueError(f"model.name='resnet' needs square images; data.name={info.name!r} has shape {info.shape}")
   start_size(info.shape[0])
-  norm = cfg.d_norm or "spectral"
-  check_norm(norm)
+  norm = d_norm(cfg)
   classes = conditioning_classes(cfg, info)
   generator = ResNetGenerator(info.shape, cfg.g_width, num_classes=classes, spectral_norm=cfg.g_spectral_norm)
   return generator, ResNetDiscriminator(cfg.d_width, norm, num_classes=classes, conditioning=cfg.d_conditioning)
