@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,46 +170,54 @@ def paired(config_path: str, overrides_a: dict[str, Any], overrides_b: dict[str,
   """
   import jax
 
-  programs, states = [], []
+  steppers = []
   for overrides in (overrides_a, overrides_b):
     setup = build(config_path, overrides)
-    step = setup.step.lower(setup.state, setup.batches[0]).compile()
-    programs.append((step, setup.batches))
-    states.append(time_steps(step, setup.state, setup.batches, warmup, 0, 0)[1])
-  seconds, metrics = ([], []), [None, None]
+    steppers.append(_Stepper(setup.step.lower(setup.state, setup.batches[0]).compile(), setup.state, setup.batches))
+    step_medians(steppers[-1], warmup, 0, 0)
+  seconds = ([], [])
   for _ in range(windows):
-    for i, (step, batches) in enumerate(programs):
-      states[i], metrics[i], median = _window(step, states[i], batches, steps)
-      seconds[i].append(median)
+    for stepper, times in zip(steppers, seconds, strict=True):
+      times.append(window_median(stepper, steps))
   ratios = [a / b for a, b in zip(*seconds, strict=True)]
   return {"a_s": seconds[0], "b_s": seconds[1], "ratios": ratios, "ratio": float(np.median(ratios)),
-          "metrics": jax.device_get(metrics)}
+          "metrics": jax.device_get([s.metrics for s in steppers])}
 
 
-def _window(step, state, batches: Sequence, steps: int) -> tuple[Any, Any, float]:
-  import jax
-
+def window_median(run_step: Callable[[int], Any], steps: int) -> float:
+  """Median wall seconds of `steps` calls run_step(0), run_step(1), ...; each call must wait for its result."""
   times = []
   for i in range(steps):
     t = time.perf_counter()
-    state, metrics = step(state, batches[i % len(batches)])
-    jax.block_until_ready(state)
+    run_step(i)
     times.append(time.perf_counter() - t)
-  return state, metrics, float(np.median(times))
+  return float(np.median(times))
+
+
+def step_medians(run_step: Callable[[int], Any], warmup: int, repeats: int, steps: int) -> list[float]:
+  """`warmup` untimed calls, then the median of each of `repeats` windows: the JAX and PyTorch rows' timing."""
+  for i in range(warmup):
+    run_step(i)
+  return [window_median(run_step, steps) for _ in range(repeats)]
+
+
+class _Stepper:
+  """A compiled step threading its state through calls, each waiting for the new state (no overlap)."""
+
+  def __init__(self, step, state, batches: Sequence):
+    self.step, self.state, self.batches, self.metrics = step, state, batches, None
+
+  def __call__(self, i: int) -> None:
+    import jax
+
+    self.state, self.metrics = self.step(self.state, self.batches[i % len(self.batches)])
+    jax.block_until_ready(self.state)
 
 
 def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps: int) -> tuple[list[float], Any]:
-  """Median seconds per step of each repeat; every step waits for its result (no overlap with the next)."""
-  import jax
-
-  for i in range(warmup):
-    state, _ = step(state, batches[i % len(batches)])
-    jax.block_until_ready(state)
-  medians = []
-  for _ in range(repeats):
-    state, _, median = _window(step, state, batches, steps)
-    medians.append(median)
-  return medians, state
+  """Median seconds per step of each repeat, and the state after them."""
+  stepper = _Stepper(step, state, batches)
+  return step_medians(stepper, warmup, repeats, steps), stepper.state
 
 
 def pipeline_rate(config, seconds: float) -> float:

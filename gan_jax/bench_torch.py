@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from gan_jax.bench import step_medians
 
 LATENT = 100
 
@@ -85,22 +86,13 @@ def alternating_step(generator: nn.Module, discriminator: nn.Module) -> Callable
 
 
 def time_steps(name: str, batch: int, warmup: int, repeats: int, steps: int) -> dict:
-  """Median seconds per step of each repeat, as gan_jax.bench.time_steps measures the JAX step."""
+  """Median seconds per step of each repeat, timed by the JAX rows' own `step_medians`."""
   torch.manual_seed(0)
   generator, discriminator = MODELS[name]()
   step = alternating_step(generator.train(), discriminator.train())
   rng = np.random.default_rng(0)
   reals = [torch.from_numpy(rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32)) for _ in range(4)]
-  for i in range(warmup):
-    step(reals[i % 4])
-  medians = []
-  for _ in range(repeats):
-    times = []
-    for i in range(steps):
-      t = time.perf_counter()
-      step(reals[i % 4])
-      times.append(time.perf_counter() - t)
-    medians.append(float(np.median(times)))
+  medians = step_medians(lambda i: step(reals[i % 4]), warmup, repeats, steps)  # eager: each call has finished
   return {"step_s": medians, "batch": batch, "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
