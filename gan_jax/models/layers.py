@@ -207,7 +207,8 @@ class SubPixelConvTranspose(nn.Module):
   pixel (2i - 1 + r, 2j - 1 + s), r, s in {0, 1}, depends only on the 2x2 input window at (i - 1, j - 1):
   so the windows of the once-padded input [B, H+1, W+1, 4*C_in] times the kernel rearranged to
   [4*C_in, 4*features] give all four phases, and depth-to-space plus a one-pixel crop the output. Forward,
-  input and kernel gradients are then plain matmuls. The parameters ("kernel" [4, 4, C_in, features] in
+  input and kernel gradients are then plain matmuls (the gradients in column form: conv_transpose_4x4_s2).
+  The parameters ("kernel" [4, 4, C_in, features] in
   flax's layout, "bias") are flax's, so checkpoints move freely between the two layers.
   """
 
@@ -220,16 +221,58 @@ class SubPixelConvTranspose(nn.Module):
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array) -> jax.Array:
-    B, H, W, C = x_BHWC.shape
+    C = x_BHWC.shape[-1]
     kernel = self.param("kernel", self.kernel_init, (4, 4, C, self.features), self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
     x_BHWC, kernel, bias = nn.dtypes.promote_dtype(x_BHWC, kernel, bias, dtype=self.dtype)
-    padded = jnp.pad(x_BHWC, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    windows_BHWK = jnp.concatenate([padded[:, a:a + H + 1, b:b + W + 1] for a in (0, 1) for b in (0, 1)], axis=-1)
-    phases_BHWP = matmul(windows_BHWK, _phase_kernel(kernel))
-    y = phases_BHWP.reshape(B, H + 1, W + 1, 2, 2, self.features).transpose(0, 1, 3, 2, 4, 5)
-    y = y.reshape(B, 2 * H + 2, 2 * W + 2, self.features)[:, 1:-1, 1:-1]
+    y = conv_transpose_4x4_s2(x_BHWC, kernel)
     return y + bias if bias is not None else y
+
+
+def _subpixel_forward(x_BHWC: jax.Array, kernel_HWIO: jax.Array) -> jax.Array:
+  """All four output phases from one matmul over the 2x2 windows, then depth-to-space and the crop."""
+  B, H, W, _ = x_BHWC.shape
+  features = kernel_HWIO.shape[-1]
+  padded = jnp.pad(x_BHWC, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  windows_BHWK = jnp.concatenate([padded[:, a:a + H + 1, b:b + W + 1] for a in (0, 1) for b in (0, 1)], axis=-1)
+  phases_BHWP = matmul(windows_BHWK, _phase_kernel(kernel_HWIO))
+  y = phases_BHWP.reshape(B, H + 1, W + 1, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(B, 2 * H + 2, 2 * W + 2, features)[:, 1:-1, 1:-1]
+
+
+@jax.custom_vjp
+def conv_transpose_4x4_s2(x_BHWC: jax.Array, kernel_HWIO: jax.Array) -> jax.Array:
+  """lax.conv_transpose(x, kernel, (2, 2), "SAME") for a 4x4 kernel: sub-pixel forward, column-form gradients.
+
+  The forward pass is the sub-pixel matmul. The gradients take the column form instead: y[2n + 2 - t]
+  sums x[n] K[t], so with dy gathered into columns dcols [B, H, W, 16 * O] both are one matmul each,
+  dx = dcols @ K^T and dK = x^T @ dcols, over H * W rows instead of the sub-pixel (H + 1) * (W + 1): at 7x7,
+  0.77x the FLOPs. This runs the DCGAN-28 step 1.06-1.09x faster (README, Speed). The column form's forward
+  (a matmul, then overlap-adding 16 taps) measured 2x slower than the sub-pixel one on this CPU.
+  """
+  return _subpixel_forward(x_BHWC, kernel_HWIO)
+
+
+def _conv_transpose_fwd(x_BHWC, kernel_HWIO):
+  return _subpixel_forward(x_BHWC, kernel_HWIO), (x_BHWC, kernel_HWIO)
+
+
+def _conv_transpose_bwd(residuals, dy_BYXO):
+  x_BHWC, kernel_HWIO = residuals
+  B, H, W, C = x_BHWC.shape
+  F = kernel_HWIO.shape[-1]
+  # y[2n + 2 - t] sums x[n] K[t]: so dy's columns dcols[n, t] = dy_padded[2n + 3 - t], the 4 rows from 2n reversed.
+  padded = jnp.pad(dy_BYXO, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(B, H + 1, 2, W + 1, 2, F)
+  rows = jnp.concatenate([padded[:, :H], padded[:, 1:]], axis=2)
+  cols = jnp.concatenate([rows[:, :, :, :W], rows[:, :, :, 1:]], axis=4)[:, :, ::-1, :, ::-1]
+  dcols_BHWK = cols.transpose(0, 1, 3, 2, 4, 5).reshape(B, H, W, 16 * F)
+  kernel_CK = kernel_HWIO.transpose(2, 0, 1, 3).reshape(C, 16 * F)
+  dx = lax.dot_general(dcols_BHWK, kernel_CK, (((3,), (1,)), ((), ())))
+  dkernel_CK = lax.dot_general(x_BHWC, dcols_BHWK, (((0, 1, 2), (0, 1, 2)), ((), ())))
+  return dx, dkernel_CK.reshape(C, 4, 4, F).transpose(1, 2, 0, 3)
+
+
+conv_transpose_4x4_s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
 
 
 def _phase_kernel(kernel_HWIO: jax.Array) -> jax.Array:
