@@ -11,7 +11,7 @@ critic breaks the per-example gradient penalty). Everything else is experiments/
 with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
 (`:N` gives N seeds, trained as populations with --vectorize); each run takes about 5 minutes on a 2-core
 CPU, WGAN-GP's 12 (its penalty differentiates D twice). FID at 2000 steps, seed 0 (and over 3 seeds):
-non_saturating 35.6 (35.8 ± 0.5), hinge 36.7 (37.8 ± 0.9), least_squares 73.4 (79.1 ± 4.1), WGAN-GP 34.6.
+non_saturating 35.6 (35.8 ± 0.5), hinge 36.7 (37.8 ± 0.9), least_squares 73.4 (79.1 ± 4.1), WGAN-GP 34.6 (34.9 ± 0.4).
 Results, curves and the references' checks: docs/studies.md.
 """
 

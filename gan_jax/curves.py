@@ -104,7 +104,11 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(steps, mean, std) of a curve over a group's members at the steps they all logged; evaluations unsmoothed."""
+  """(steps, mean, std) of a curve over a group's members at the steps they all logged; evaluations unsmoothed.
+
+  std is the sample std (ddof=1, as the sweep's seed tables): with the 3-5 seeds a study affords, the
+  population std would set bands ~20% too narrow. One member has std 0.
+  """
   present = [s.curves[name] for s in group if name in s.curves]
   if any(name in s.evaluations for s in group):
     window = 1
@@ -114,7 +118,7 @@ def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, n
   for st, _ in present[1:]:
     steps = np.intersect1d(steps, st)
   values = np.stack([smooth(v, window)[np.searchsorted(st, steps)] for st, v in present])
-  return steps, values.mean(0), values.std(0)
+  return steps, values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(steps))
 
 
 def plot(groups: dict[str, list[Series]], out: str, window: int, reference: dict | None = None) -> list[str]:

@@ -1,5 +1,6 @@
 """Curves: seed grouping, smoothing, reference export and the reproduce check (exit status)."""
 
+import glob
 import json
 import os
 
@@ -55,6 +56,9 @@ def test_groups_split_on_config_not_seed(tmp_path):
   assert {k: len(v) for k, v in groups.items()} == {"loss.name=hinge": 3, "loss.name=minimax": 2}
   steps, mean, std = curves.band(groups["loss.name=hinge"], "g_loss", 1)
   assert len(steps) == 40 and np.allclose(mean, 2.0) and np.allclose(std, 0.0)
+  _, _, std = curves.band(groups["loss.name=hinge"], "d_loss", 1)
+  d_loss_SK = np.stack([s.curves["d_loss"][1] for s in groups["loss.name=hinge"]])
+  np.testing.assert_allclose(std, np.sqrt(np.sum((d_loss_SK - d_loss_SK.mean(0)) ** 2, 0) / 2))  # sample std
 
 
 def test_runs_from_before_a_new_config_key_group_with_newer_ones(tmp_path):
@@ -113,3 +117,16 @@ def test_csv_reference_and_partial_overlap(tmp_path):
 def test_missing_reference_is_a_clear_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="nope.json"):
     curves.load_reference(str(tmp_path / "nope.json"))
+
+
+REFERENCES = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "experiments", "references", "*")))
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=os.path.basename)
+def test_shipped_references_load_with_a_band_per_curve(path):
+  ref = curves.load_reference(path)
+  assert ref["curves"] and set(ref["band"]) == set(curves.DEFAULT_BAND)
+  for name, c in ref["curves"].items():
+    steps, mean, std = (np.asarray(c[k], np.float64) for k in ("step", "mean", "std"))
+    assert len(steps) == len(mean) == len(std) > 0, name
+    assert np.all(np.diff(steps) > 0) and np.all(std >= 0) and np.all(np.isfinite(mean)), name
