@@ -278,9 +278,32 @@ def variants_of(name: str, variants: Sequence[Variant]) -> Iterator[Variant]:
       yield v
 
 
+def torch_paired(name: str, warmup: int, repeats: int, steps: int) -> dict[str, Any]:
+  """PyTorch's step and ours in this process, in alternating windows of `steps` steps, `repeats` each.
+
+  Two processes one after the other see different load on a shared machine (PyTorch's rate moved from
+  649 to 766 images/s between two `make bench` runs); a window of each, back to back, sees the same.
+  """
+  from gan_jax import bench_torch
+
+  setup = build(str(EXPERIMENTS[name]), {})
+  ours = _Stepper(setup.step.lower(setup.state, setup.batches[0]).compile(), setup.state, setup.batches)
+  batch = setup.config.train.batch_size
+  theirs = bench_torch.stepper(name, batch)
+  step_medians(ours, warmup, 0, 0)
+  step_medians(theirs, warmup, 0, 0)
+  jax_s, torch_s = [], []
+  for _ in range(repeats):
+    jax_s.append(window_median(ours, steps))
+    torch_s.append(window_median(theirs, steps))
+  return {"step_s": torch_s, "jax_step_s": jax_s, "batch": batch, **bench_torch.about()}
+
+
 def torch_child(name: str, timing: dict[str, int]) -> dict[str, Any]:
-  """gan_jax.bench_torch's step times for `name`, in a fresh process like every JAX row."""
-  return run_json(["-m", "gan_jax.bench_torch", json.dumps({"name": name, **timing})], f"PyTorch reference {name}")
+  """torch_paired for `name`, in a fresh process like every JAX row."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu")  # the PyTorch reference is the CPU one, on any machine
+  return run_json(["-m", "gan_jax.bench", "--torch-child", json.dumps({"name": name, **timing})],
+                  f"PyTorch reference {name}", env)
 
 
 def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -295,9 +318,9 @@ def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, d
   for name in names:
     if name in MODELS:
       out[name] = torch_child(name, timing)
-      step = float(np.median(out[name]["step_s"]))
-      print(f"  {name} / PyTorch eager: {step * 1e3:.1f} ms/step, {out[name]['batch'] / step:.0f} examples/s",
-            file=sys.stderr)
+      print(f"  {name} / PyTorch eager: {1e3 * float(np.median(out[name]['step_s'])):.1f} ms/step against "
+            f"{1e3 * float(np.median(out[name]['jax_step_s'])):.1f} in the paired windows: gan_jax "
+            f"{paired_ratio(out[name]):.2f}x", file=sys.stderr)
   return out
 
 
@@ -393,12 +416,17 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str,
       consumed = r["examples_per_step"] / float(np.median(r["step_s"]))
       rate = r["pipeline_examples_per_s"]
       lines.append(f"| {r['experiment']} | {rate:.0f} | {consumed:.0f} | {rate / consumed:.1f}x |")
-  lines += ["", "Against references (images/s at batch 64; 1 device). \"This run\" rows were measured here, after",
-            "the JAX rows, by `gan_jax.bench_torch` (same networks, same alternating step, same timing); the others",
-            "are the rates reported for this machine when the targets were set:", "",
+  lines += ["", "Against references (images/s at batch 64; 1 device). \"Paired\" rows ran `gan_jax.bench_torch` (same",
+            "networks, same alternating step) and the gan_jax step in one process after the rows above, in",
+            "alternating windows; their gan_jax rate is that of its own windows, and the ratio the median of the",
+            "windows' ratios. The other rows are the rates reported for this machine when the targets were set:", "",
             "| experiment | variant | reference | reference images/s | gan_jax images/s | ratio |",
             "|---|---|---|---:|---:|---:|"]
-  for experiment, variant, impl, ref_rate, ref_text in references(rows, torch_runs):
+  for experiment, run in torch_runs.items():
+    ours, theirs = torch_rates(run)
+    lines.append(f"| {experiment} | f32 alternating | {torch_label(run)} | {theirs:.0f} | {ours:.0f} "
+                 f"| {paired_ratio(run):.2f}x |")
+  for experiment, variant, impl, ref_rate, ref_text in references(rows):
     rate = rate_of(one_device_row(rows, experiment, variant))
     lines.append(f"| {experiment} | {variant} | {impl} | {ref_text} | {rate:.0f} | {rate / ref_rate:.2f}x |")
   lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows, torch_runs)]
@@ -414,20 +442,24 @@ def rate_of(row: dict[str, Any]) -> float:
   return row["examples_per_step"] / float(np.median(row["step_s"]))
 
 
-def torch_rate(run: dict[str, Any]) -> float:
-  return run["batch"] / float(np.median(run["step_s"]))
+def torch_rates(run: dict[str, Any]) -> tuple[float, float]:
+  """(gan_jax, PyTorch) images/s in a torch_paired run's windows."""
+  return tuple(run["batch"] / float(np.median(run[k])) for k in ("jax_step_s", "step_s"))
+
+
+def paired_ratio(run: dict[str, Any]) -> float:
+  """Median over the paired windows of PyTorch's step time over ours: > 1 when gan_jax is faster."""
+  return float(np.median(np.asarray(run["step_s"]) / np.asarray(run["jax_step_s"])))
 
 
 def torch_label(run: dict[str, Any]) -> str:
-  return f"PyTorch {run['torch']} eager, this run ({run['threads']} threads)"
+  return f"PyTorch {run['torch']} eager, paired in this run ({run['threads']} threads)"
 
 
-def references(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]]) -> list[tuple]:
-  """(experiment, variant, implementation, images/s, as printed) of every reference with a gan_jax row."""
-  out = [(e, "f32 alternating", torch_label(run), torch_rate(run), f"{torch_rate(run):.0f}")
-         for e, run in torch_runs.items()]
-  out += [(e, v, impl, (low + high) / 2, f"{low}-{high}" if low != high else f"~{low}")
-          for e, v, impl, low, high in REFERENCES]
+def references(rows: list[dict[str, Any]]) -> list[tuple]:
+  """(experiment, variant, implementation, images/s, as printed) of every stored reference with a gan_jax row."""
+  out = [(e, v, impl, (low + high) / 2, f"{low}-{high}" if low != high else f"~{low}")
+         for e, v, impl, low, high in REFERENCES]
   return [r for r in out if one_device_row(rows, r[0], r[1]) is not None]
 
 
@@ -439,9 +471,13 @@ def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | 
     if row is None:
       continue
     if impl.startswith("PyTorch") and experiment in torch_runs:
-      impl, ref = torch_label(torch_runs[experiment]), torch_rate(torch_runs[experiment])
-    else:
-      ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
+      run = torch_runs[experiment]
+      ratio, (ours, theirs) = paired_ratio(run), torch_rates(run)
+      met = "met" if ratio >= multiple else "NOT met"
+      out.append(f"{experiment} {variant} >= {multiple:g}x {torch_label(run)}: {ratio:.2f}x over "
+                 f"{len(run['step_s'])} paired windows ({ours:.0f} against {theirs:.0f} images/s), {met}")
+      continue
+    ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
     rate = rate_of(row)
     met = "met" if rate >= multiple * ref else "NOT met"
     out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, {met}")
@@ -492,9 +528,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--b", nargs="*", default=[], metavar="KEY=VALUE", help="--paired: variant B's overrides")
   parser.add_argument("--windows", type=int, default=10, help="--paired: windows of --steps steps per variant")
   parser.add_argument("--child", help=argparse.SUPPRESS)
+  parser.add_argument("--torch-child", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.child:
     print(json.dumps(run_child(json.loads(args.child))))
+    return 0
+  if args.torch_child:
+    print(json.dumps(torch_paired(**json.loads(args.torch_child))))
     return 0
   names = [n for n in (args.paired or args.experiments).split(",") if n]
   unknown = sorted(set(names) - set(EXPERIMENTS))

@@ -3,7 +3,8 @@
 Written the way the PyTorch DCGAN example trains (one `G(z)` per iteration; D on real and on the detached
 fake, then G against the updated D; BCE-with-logits, Adam 2e-4 (0.5, 0.999)), so `gan_jax.bench` can set
 gan_jax's images/s beside PyTorch's on the same machine in the same run. Needs the `[bench]` extra
-(torch); `python -m gan_jax.bench_torch dcgan28` prints one experiment's step times as JSON.
+(torch); `python -m gan_jax.bench_torch dcgan28` prints one experiment's step times as JSON. `make bench`
+times it in one process with the JAX step, in alternating windows (`gan_jax.bench.torch_paired`).
 """
 
 from __future__ import annotations
@@ -85,15 +86,23 @@ def alternating_step(generator: nn.Module, discriminator: nn.Module) -> Callable
   return step
 
 
-def time_steps(name: str, batch: int, warmup: int, repeats: int, steps: int) -> dict:
-  """Median seconds per step of each repeat, timed by the JAX rows' own `step_medians`."""
+def stepper(name: str, batch: int) -> Callable[[int], None]:
+  """`name`'s alternating step on 4 fixed real batches, as a call per step (eager: it has finished on return)."""
   torch.manual_seed(0)
   generator, discriminator = MODELS[name]()
   step = alternating_step(generator.train(), discriminator.train())
   rng = np.random.default_rng(0)
   reals = [torch.from_numpy(rng.uniform(-1, 1, (batch, 1, 28, 28)).astype(np.float32)) for _ in range(4)]
-  medians = step_medians(lambda i: step(reals[i % 4]), warmup, repeats, steps)  # eager: each call has finished
-  return {"step_s": medians, "batch": batch, "torch": torch.__version__, "threads": torch.get_num_threads()}
+  return lambda i: step(reals[i % 4])
+
+
+def about() -> dict:
+  return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def time_steps(name: str, batch: int, warmup: int, repeats: int, steps: int) -> dict:
+  """Median seconds per step of each repeat, timed by the JAX rows' own `step_medians`."""
+  return {"step_s": step_medians(stepper(name, batch), warmup, repeats, steps), "batch": batch, **about()}
 
 
 if __name__ == "__main__":
