@@ -63,7 +63,7 @@ VARIANTS = (
 
 # Reference measurements reported for this machine when the targets were set, images/s at batch 64:
 # (experiment, variant, implementation, low, high). With torch installed (the [bench] extra) the run also
-# times gan_jax.bench_torch's PyTorch eager step itself, and the PyTorch targets use that rate.
+# times gan_jax.bench_torch's PyTorch eager step itself, paired with ours, and the PyTorch targets use that ratio.
 REFERENCES = (
     ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 560, 590),
     ("dcgan28", "f32 simultaneous", "Keras tf.function", 850, 870),
