@@ -161,24 +161,16 @@ def build(config_path: str, overrides: dict[str, Any]) -> Setup:
 
 def paired(config_path: str, overrides_a: dict[str, Any], overrides_b: dict[str, Any], windows: int = 10,
            steps: int = 15, warmup: int = 5) -> dict[str, Any]:
-  """A/B of two variants of one experiment in this process: both compiled, then alternating windows.
+  """A/B of two variants of one experiment in this process: both compiled, then `alternate`d windows.
 
-  Separate processes rank close variants poorly on a shared machine (one step time can move 30% from
-  run to run); a window of A and the next of B see nearly the same load, so the median of their ratios is
-  the comparison to quote. Returns each window's median step seconds, the paired ratios A/B (> 1: B is
-  faster) and each variant's metrics after its last step.
+  Separate processes rank close variants poorly on a shared machine (one step time can move 30% from run
+  to run). Returns each window's median step seconds, the paired ratios A/B (> 1: B is faster; their median
+  is the comparison to quote) and each variant's metrics after its last step.
   """
   import jax
 
-  steppers = []
-  for overrides in (overrides_a, overrides_b):
-    setup = build(config_path, overrides)
-    steppers.append(_Stepper(setup.step.lower(setup.state, setup.batches[0]).compile(), setup.state, setup.batches))
-    step_medians(steppers[-1], warmup, 0, 0)
-  seconds = ([], [])
-  for _ in range(windows):
-    for stepper, times in zip(steppers, seconds, strict=True):
-      times.append(window_median(stepper, steps))
+  steppers = [_Stepper.compiled(build(config_path, overrides)) for overrides in (overrides_a, overrides_b)]
+  seconds = alternate(steppers, warmup, windows, steps)
   ratios = [a / b for a, b in zip(*seconds, strict=True)]
   return {"a_s": seconds[0], "b_s": seconds[1], "ratios": ratios, "ratio": float(np.median(ratios)),
           "metrics": jax.device_get([s.metrics for s in steppers])}
@@ -201,11 +193,30 @@ def step_medians(run_step: Callable[[int], Any], warmup: int, repeats: int, step
   return [window_median(run_step, steps) for _ in range(repeats)]
 
 
+def alternate(run_steps: Sequence[Callable[[int], Any]], warmup: int, windows: int, steps: int) -> list[list[float]]:
+  """Each runner warmed up, then `windows` rounds of one window of each, back to back: their window medians.
+
+  On a shared machine back-to-back windows see nearly the same load, so the ratio of two runners'
+  medians in one round ranks them where separate runs cannot.
+  """
+  for run_step in run_steps:
+    step_medians(run_step, warmup, 0, 0)
+  seconds = [[] for _ in run_steps]
+  for _ in range(windows):
+    for run_step, times in zip(run_steps, seconds, strict=True):
+      times.append(window_median(run_step, steps))
+  return seconds
+
+
 class _Stepper:
   """A compiled step threading its state through calls, each waiting for the new state (no overlap)."""
 
   def __init__(self, step, state, batches: Sequence):
     self.step, self.state, self.batches, self.metrics = step, state, batches, None
+
+  @classmethod
+  def compiled(cls, setup: Setup) -> _Stepper:
+    return cls(setup.step.lower(setup.state, setup.batches[0]).compile(), setup.state, setup.batches)
 
   def __call__(self, i: int) -> None:
     import jax
@@ -287,15 +298,8 @@ def torch_paired(name: str, warmup: int, repeats: int, steps: int) -> dict[str, 
   from gan_jax import bench_torch
 
   setup = build(str(EXPERIMENTS[name]), {})
-  ours = _Stepper(setup.step.lower(setup.state, setup.batches[0]).compile(), setup.state, setup.batches)
   batch = setup.config.train.batch_size
-  theirs = bench_torch.stepper(name, batch)
-  step_medians(ours, warmup, 0, 0)
-  step_medians(theirs, warmup, 0, 0)
-  jax_s, torch_s = [], []
-  for _ in range(repeats):
-    jax_s.append(window_median(ours, steps))
-    torch_s.append(window_median(theirs, steps))
+  jax_s, torch_s = alternate([_Stepper.compiled(setup), bench_torch.stepper(name, batch)], warmup, repeats, steps)
   return {"step_s": torch_s, "jax_step_s": jax_s, "batch": batch, **bench_torch.about()}
 
 
