@@ -119,7 +119,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
       "examples_per_step": config.train.batch_size * config.train.d_steps * config.population,
   }
   if spec["repeats"]:
-    out["step_s"], _ = time_steps(compiled, state, batches, spec["warmup"], spec["repeats"], spec["steps"])
+    out["step_s"] = step_medians(_Stepper(compiled, state, batches), spec["warmup"], spec["repeats"], spec["steps"])
   if spec["pipeline_s"]:
     out["pipeline_examples_per_s"] = pipeline_rate(config, spec["pipeline_s"])
   out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -223,12 +223,6 @@ class _Stepper:
 
     self.state, self.metrics = self.step(self.state, self.batches[i % len(self.batches)])
     jax.block_until_ready(self.state)
-
-
-def time_steps(step, state, batches: Sequence, warmup: int, repeats: int, steps: int) -> tuple[list[float], Any]:
-  """Median seconds per step of each repeat, and the state after them."""
-  stepper = _Stepper(step, state, batches)
-  return step_medians(stepper, warmup, repeats, steps), stepper.state
 
 
 def pipeline_rate(config, seconds: float) -> float:
