@@ -43,11 +43,13 @@ EXPERIMENTS = {
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-  """One row per experiment: config overrides (a row whose keys the config lacks is left out)."""
+  """One row per experiment: config overrides (a row whose keys the config lacks is left out), on `devices`
+  (fake CPU) devices."""
 
   name: str
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   experiments: tuple[str, ...] = tuple(EXPERIMENTS)
+  devices: int = 1
 
 
 VARIANTS = (
@@ -59,6 +61,9 @@ VARIANTS = (
     Variant("f32 alternating, library convolutions", {"train.cpu_convolutions": "library"}, ("dcgan28",)),
     # K members in one vmapped step (config.population); images/s then counts every member's examples.
     *(Variant(f"f32 alternating, population {k}", {"population": k}, experiments=("ring8",)) for k in (4, 8, 16)),
+    # The same members split over 2 CPU devices (train.member_devices, auto), one per core: no collectives.
+    *(Variant(f"f32 alternating, population {k}, members over 2 devices", {"population": k}, ("ring8",), devices=2)
+      for k in (4, 8, 16)),
 )
 
 # Reference measurements reported for this machine when the targets were set, images/s at batch 64:
@@ -149,11 +154,11 @@ def build(config_path: str, overrides: dict[str, Any]) -> Setup:
   config = config_lib.load(config_path)
   config_lib.apply_overrides(config, overrides)
   info = data.get_info(config)
-  mesh = parallel.make_mesh(0)
+  mesh = parallel.make_mesh(config.train.num_devices, config.population, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
   members = member_configs(config)
   gan = create_gan(config, info)
-  init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.replicated(mesh))
+  init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.member_split(mesh))
   host_batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)
   return Setup(config, mesh, init(*stacked_seeds_and_hparams(members)), sharded_train_step(gan, config, mesh),
                [parallel.put_batch(next(host_batches), mesh) for _ in range(4)])
@@ -332,8 +337,8 @@ def measure(names: Sequence[str], args: argparse.Namespace) -> list[dict[str, An
       try:
         spec = dict(name=f"{name} / {variant.name}", config=str(EXPERIMENTS[name]), overrides=variant.overrides,
                     cache_dir=cache_dir)
-        cold = child({**spec, "repeats": 0, "pipeline_s": 0.0}, devices=1)
-        warm = child({**spec, **timing, "pipeline_s": args.pipeline_s if i == 0 else 0.0}, devices=1)
+        cold = child({**spec, "repeats": 0, "pipeline_s": 0.0}, devices=variant.devices)
+        warm = child({**spec, **timing, "pipeline_s": args.pipeline_s if i == 0 else 0.0}, devices=variant.devices)
         rows.append(dict(experiment=name, variant=variant.name, cold=cold, **warm))
         if i == 0 and 8 not in args.skip_devices:
           eight = child({**spec, **timing, "cache_dir": "", "pipeline_s": 0.0}, devices=8)

@@ -96,6 +96,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100  # Steps between metrics.jsonl rows (metrics stay on device in between).
   c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
   c.train.num_devices = 0  # Local devices in the data-parallel mesh; 0 = all.
+  # Devices that split a population's members, each member's batch split over the rest (parallel.make_mesh):
+  # 0 = as many as divide both population and devices (1 on multi-host runs); 1 = every member on every device.
+  c.train.member_devices = 0
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 1000  # Steps between checkpoints (and one at the end); a restarted run resumes there.

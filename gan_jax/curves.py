@@ -27,7 +27,7 @@ from gan_jax.train.writers import read_jsonl
 
 DEFAULT_BAND = {"k_std": 3.0, "min_abs": 0.05, "min_fraction": 0.9}
 # Keys that do not make two runs different experiments.
-IGNORED_KEYS = ("seed", "population", "population_members", "train.num_devices")
+IGNORED_KEYS = ("seed", "population", "population_members", "train.num_devices", "train.member_devices")
 
 
 @dataclass

@@ -1,12 +1,14 @@
-"""Data parallelism with pmap semantics, written as `jax.shard_map` over a 1-D device mesh.
+"""Data parallelism with pmap semantics, written as `jax.shard_map` over a (members, data) device mesh.
 
 The batch is split over the `data` axis; the step body sees its local shard and averages
 gradients with `lax.pmean`. Randomness is drawn per *global* example index, so a run's math
-does not depend on how many devices (or hosts) execute it.
+does not depend on how many devices (or hosts) execute it. A population's members may be split over
+the `members` axis: each device then trains its own members with no collectives between them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,8 +22,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS = "data"
-# Step batches are [members, d_steps, B, ...]: the example axis is the one split over devices.
-STEP_BATCH = P(None, None, AXIS)
+MEMBERS = "members"
+# The state and metrics are [members, ...], split over the members axis and replicated over data.
+MEMBER_SPLIT = P(MEMBERS)
+# Step batches are [members, d_steps, B, ...]: members over the members axis, examples over data.
+STEP_BATCH = P(MEMBERS, None, AXIS)
 
 
 def maybe_initialize_distributed() -> None:
@@ -36,8 +41,12 @@ def maybe_initialize_distributed() -> None:
     print(f"process {jax.process_index()} of {jax.process_count()}", file=sys.stderr)
 
 
-def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-  """A 1-D mesh over `num_devices` local devices per process (0 = all of them)."""
+def make_mesh(num_devices: int = 0, population: int = 1, member_devices: int = 0) -> jax.sharding.Mesh:
+  """A (members, data) mesh over `num_devices` local devices per process (0 = all of them).
+
+  `member_devices` devices split the population's members (0: as many as divide both the population and
+  the devices, in one process; 1 on multi-host runs); each member's batch is split over the rest.
+  """
   local = jax.local_device_count()
   if num_devices < 0 or num_devices > local:
     raise ValueError(f"train.num_devices={num_devices}: expected 0 (all) or 1..{local} local devices")
@@ -45,20 +54,33 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
     raise ValueError(f"train.num_devices={num_devices}: multi-host runs use all {local} local devices")
   n = (num_devices or local) * jax.process_count()
   devices = jax.devices() if not num_devices else jax.local_devices()[:num_devices]
-  return jax.make_mesh((n,), (AXIS,), devices=devices[:n])
+  split = member_devices or (math.gcd(population, n) if jax.process_count() == 1 else 1)
+  if member_devices < 0 or population % split or n % split:
+    raise ValueError(
+        f"train.member_devices={member_devices}: expected 0 (auto) or a divisor of both population={population} "
+        f"and the {n} devices"
+    )
+  if split > 1 and jax.process_count() > 1:
+    raise ValueError(
+        f"train.member_devices={member_devices}: members split over one process's devices only; expected 0 or 1"
+    )
+  # Auto axes: code outside the step indexes members (state.step[0], one member's params) without naming shardings.
+  auto = (jax.sharding.AxisType.Auto,) * 2
+  return jax.make_mesh((split, n // split), (MEMBERS, AXIS), devices=devices[:n], axis_types=auto)
 
 
 def check_divisible(global_batch: int, mesh: jax.sharding.Mesh) -> None:
-  n = mesh.devices.size
+  n = mesh.shape[AXIS]
   if global_batch % n:
     raise ValueError(
-        f"train.batch_size={global_batch} is not divisible by the {n} devices of the mesh; "
-        f"expected a multiple of {n} (or set train.num_devices)"
+        f"train.batch_size={global_batch} is not divisible by the {n} devices of the mesh's data axis; "
+        f"expected a multiple of {n} (or set train.num_devices or train.member_devices)"
     )
 
 
-def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())
+def member_split(mesh: jax.sharding.Mesh) -> NamedSharding:
+  """The sharding of the stacked state: members over the members axis, replicated over data."""
+  return NamedSharding(mesh, MEMBER_SPLIT)
 
 
 def example_ids(local_batch: int) -> jax.Array:
@@ -89,15 +111,15 @@ def pmean(tree: Any) -> Any:
 
 
 def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh, compiler_options: dict | None = None) -> Callable:
-  """jit(shard_map(step_fn)) with the state replicated, the batch split, and the state donated.
+  """jit(shard_map(step_fn)) with the state split by member, the batch by member and example, the state donated.
 
   `compiler_options`: XLA debug options for this program alone (e.g. train.step.compiler_options).
   """
   sharded = jax.shard_map(
       step_fn,
       mesh=mesh,
-      in_specs=(P(), STEP_BATCH),
-      out_specs=(P(), P()),
+      in_specs=(MEMBER_SPLIT, STEP_BATCH),
+      out_specs=(MEMBER_SPLIT, MEMBER_SPLIT),
       check_vma=False,  # pmap semantics: replicated values are kept in sync by explicit pmeans.
   )
   return jax.jit(sharded, donate_argnums=0, compiler_options=compiler_options or None)

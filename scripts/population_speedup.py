@@ -1,10 +1,13 @@
 """How much faster one population run of K members trains than K separate runs of the same members.
 
-  .venv/bin/python scripts/population_speedup.py [--ks 1 4 8 16] [--steps 1000] [--repeats 3]
+  .venv/bin/python scripts/population_speedup.py [--ks 1 4 8 16] [--steps 1000] [--repeats 3] [--cpu-devices 2]
 
 On experiments/ring8.py (mlp2d): for each K, members with seeds 0..K-1 and discriminator rates spread
 over [2e-4, 2e-3] train `--steps` steps either as one run with `population=K`, or as K calls of
-`train_and_evaluate`, one member each. Every measurement is its own process with a fresh compilation
+`train_and_evaluate`, one member each. With `--cpu-devices N` the population also trains with its
+members split over N CPU devices (JAX_NUM_CPU_DEVICES=N, train.member_devices auto; K = 1 keeps one
+device), one per core; the separate runs keep JAX's one CPU device, on which data parallelism would only
+add collectives. Every measurement is its own process with a fresh compilation
 cache set up as `gan-jax train` sets it up, so the separate runs reuse the first one's compiled step only
 through that on-disk cache, as the K `gan-jax train` processes of a sweep would. Compile time (tracing,
 lowering, XLA compilation and cache reads, from jax.monitoring) is measured on its own; the time without
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import platform
 import shlex
@@ -38,7 +42,7 @@ COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
-MODES = ("population", "separate")
+MODES = ("population", "separate", "split")  # split: the population with its members over --cpu-devices
 
 
 def members(k: int) -> dict[str, list]:
@@ -69,8 +73,10 @@ def measure(mode: str, k: int, steps: int, workdir: str) -> dict[str, float]:
   warmup = config(**{"train.steps": 2, "train.batch_size": 8, "model.g_width": 8, "model.d_width": 8})
   train_and_evaluate(warmup, os.path.join(workdir, "warmup"))
   values = members(k)
-  if mode == "population":
-    runs = [config(population=k, population_members=json.dumps(values))] if k > 1 else [config()]
+  if mode in ("population", "split"):
+    # split: members over as many devices as divide K (K = 1 would otherwise split its batch instead).
+    layout = {"train.num_devices": math.gcd(k, jax.local_device_count())} if mode == "split" else {}
+    runs = [config(population=k, population_members=json.dumps(values), **layout)] if k > 1 else [config(**layout)]
   else:
     runs = [config(**{key: v[i] for key, v in values.items()}) for i in range(k)]
   compile_s.clear()
@@ -82,10 +88,12 @@ def measure(mode: str, k: int, steps: int, workdir: str) -> dict[str, float]:
   return {"wall_s": wall, "compile_s": compile_s["s"], "load": load, "device": str(jax.devices()[0].device_kind)}
 
 
-def child(mode: str, k: int, steps: int) -> dict[str, float]:
+def child(mode: str, k: int, steps: int, cpu_devices: int) -> dict[str, float]:
   """One measurement in a fresh process, with its own empty compilation cache and workdirs."""
   with tempfile.TemporaryDirectory(prefix="population_speedup_") as tmp:
     env = {**os.environ, "GAN_JAX_CACHE": tmp, "PYTHONUNBUFFERED": "1"}
+    if mode == "split":
+      env["JAX_NUM_CPU_DEVICES"] = str(cpu_devices)
     cmd = [sys.executable, __file__, "--child", mode, "--ks", str(k), "--steps", str(steps), "--workdir", tmp]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
   return json.loads(out.strip().splitlines()[-1])
@@ -100,28 +108,34 @@ def machine() -> str:
   return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
-def table(results: dict[int, dict[str, list[dict]]], steps: int) -> list[str]:
+def table(results: dict[int, dict[str, list[dict]]], steps: int, cpu_devices: int) -> list[str]:
   """Per K, the median over rounds of each column.
 
   Rates and speed-ups are taken within a round (population and separate runs measured one after
   the other), then their medians, so a load change between rounds does not skew a ratio.
   """
+  split = cpu_devices > 1
   lines = [
       "| K | population: compile s | population: total s | separate: compile s | separate: total s "
       "| steps/s, population (every member) | steps/s, separate (each run) | speed-up excl. compile "
-      "| speed-up incl. compile |",
-      "|" + "---:|" * 9,
+      "| speed-up incl. compile |"
+      + (f" members over {cpu_devices} devices: total s | speed-up incl. compile |" if split else ""),
+      "|" + "---:|" * (11 if split else 9),
   ]
   for k, by_mode in results.items():
     rounds = []
-    for pop, sep in zip(by_mode["population"], by_mode["separate"], strict=True):
+    splits = by_mode["split"] if split else [None] * len(by_mode["population"])
+    for pop, sep, spl in zip(by_mode["population"], by_mode["separate"], splits, strict=True):
       train_pop, train_sep = pop["wall_s"] - pop["compile_s"], sep["wall_s"] - sep["compile_s"]
       rounds.append((
           pop["compile_s"], pop["wall_s"], sep["compile_s"], sep["wall_s"],
           steps / train_pop, k * steps / train_sep, train_sep / train_pop, sep["wall_s"] / pop["wall_s"],
+          *((spl["wall_s"], sep["wall_s"] / spl["wall_s"]) if split else ()),
       ))
     med = [statistics.median(column) for column in zip(*rounds, strict=True)]
-    cells = [f"{k}", *(f"{v:.1f}" for v in med[:4]), *(f"{v:.0f}" for v in med[4:6]), *(f"{v:.2f}x" for v in med[6:])]
+    cells = [f"{k}", *(f"{v:.1f}" for v in med[:4]), *(f"{v:.0f}" for v in med[4:6]), *(f"{v:.2f}x" for v in med[6:8])]
+    if split:
+      cells += [f"{med[8]:.1f}", f"{med[9]:.2f}x"]
     lines.append("| " + " | ".join(cells) + " |")
   return lines
 
@@ -142,6 +156,8 @@ def main() -> None:
   parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16], help="population sizes")
   parser.add_argument("--steps", type=int, default=1000, help="train steps of every member")
   parser.add_argument("--repeats", type=int, default=3, help="rounds over all K; the table quotes medians")
+  parser.add_argument("--cpu-devices", type=int, default=1,
+                      help="> 1: also train each population with its members split over this many CPU devices")
   parser.add_argument("--no-doc", action="store_true", help=f"print the table without updating {DOC}")
   parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
   parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -152,11 +168,12 @@ def main() -> None:
 
   command = shlex.join(["python", os.path.relpath(__file__, ROOT), *sys.argv[1:]])
   before = os.getloadavg()
-  results: dict[int, dict[str, list[dict]]] = {k: {mode: [] for mode in MODES} for k in args.ks}
+  modes = MODES if args.cpu_devices > 1 else MODES[:2]
+  results: dict[int, dict[str, list[dict]]] = {k: {mode: [] for mode in modes} for k in args.ks}
   for r in range(args.repeats):
     for k in args.ks:
-      for mode in MODES:
-        res = child(mode, k, args.steps)
+      for mode in modes:
+        res = child(mode, k, args.steps, args.cpu_devices)
         results[k][mode].append(res)
         print(f"round {r + 1}/{args.repeats} K={k:<2} {mode:<10} wall {res['wall_s']:7.1f} s, "
               f"compile {res['compile_s']:5.1f} s, load {res['load']:.2f}", file=sys.stderr, flush=True)
@@ -169,7 +186,7 @@ def main() -> None:
       f"Machine: {machine()}; JAX device: {device}; 1-minute load average {before[0]:.2f} before, "
       f"{after[0]:.2f} after, {min(loads):.2f} to {max(loads):.2f} at the start of the measurements.",
       "",
-      *table(results, args.steps),
+      *table(results, args.steps, args.cpu_devices),
       "",
   ])
   print(section)

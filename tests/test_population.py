@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from test_train import ring_config
 
+from gan_jax import parallel
 from gan_jax.cli import main
 from gan_jax.train import loop
 from gan_jax.train.population import member_configs
@@ -36,6 +37,38 @@ def test_population_matches_separate_runs(tmp_path):
   assert main(["sample", "--workdir", str(tmp_path / "pop"), "--num", "8", "--out", out0]) == 0
   assert main(["sample", "--workdir", str(tmp_path / "pop"), "--num", "8", "--out", raw0, "--no-ema"]) == 0
   np.testing.assert_array_equal(np.load(out0)["points"], np.load(raw0)["points"])
+
+
+def member_rows(workdir) -> dict[int, list[dict]]:
+  rows = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+  return {m: [r for r in rows if r["member"] == m] for m in sorted({r["member"] for r in rows})}
+
+
+def test_members_split_over_devices_train_as_on_one(tmp_path):
+  """Members split over the members axis (auto: 4 of 4 devices; 2 x 2) give each member's run unchanged,
+  and a run resumes across layouts (a checkpoint of a 2 x 2 split, resumed with every member on every device)."""
+  four = {"seed": [0, 5, 7, 9], "optim.d.lr": [1e-3, 2e-4, 5e-4, 1e-3]}
+  layout = {"population": 4, "population_members": json.dumps(four), "train.num_devices": 4}
+  pop = lambda **o: ring_config(**layout, **o)
+  assert dict(parallel.make_mesh(4, 4, 0).shape) == {"members": 4, "data": 1}
+  assert dict(parallel.make_mesh(4, 4, 2).shape) == {"members": 2, "data": 2}
+  loop.train_and_evaluate(pop(**{"train.member_devices": 1}), str(tmp_path / "whole"))
+  loop.train_and_evaluate(pop(), str(tmp_path / "auto"))
+  loop.train_and_evaluate(pop(**{"train.member_devices": 2, "train.steps": 3}), str(tmp_path / "moved"))
+  loop.train_and_evaluate(pop(**{"train.member_devices": 1}), str(tmp_path / "moved"))
+  expected = member_rows(tmp_path / "whole")
+  assert len(expected) == 4 and all(len(rows) == 6 for rows in expected.values())
+  for run in ("auto", "moved"):
+    for m, rows in member_rows(tmp_path / run).items():
+      for a, b in zip(rows, expected[m], strict=True):
+        for k in ("d_loss", "g_loss", "d_real", "d_fake"):
+          np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=f"{run} member {m} step {a['step']} {k}")
+
+
+@pytest.mark.parametrize("split, message", [(3, "train.member_devices=3: expected 0"), (-1, "member_devices=-1")])
+def test_bad_member_split_is_one_clear_error(split, message):
+  with pytest.raises(ValueError, match=message):
+    parallel.make_mesh(4, 4, split)
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name."""
   # ------------------------------------------------------------------------ input pipeline
   info = data.get_info(config)
-  mesh = parallel.make_mesh(config.train.num_devices)
+  mesh = parallel.make_mesh(config.train.num_devices, config.population, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
 
   # ------------------------------------------------------------------------ model, state and sharded step
@@ -38,7 +38,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   members = member_configs(config)
   gan = create_gan(config, info, loss_fn)
   init = jax.vmap(functools.partial(init_state, gan))
-  fresh = jax.jit(init, out_shardings=parallel.replicated(mesh))(*stacked_seeds_and_hparams(members))
+  fresh = jax.jit(init, out_shardings=parallel.member_split(mesh))(*stacked_seeds_and_hparams(members))
   train_step = sharded_train_step(gan, config, mesh)
 
   # ------------------------------------------------------------------------ workdir, checkpoint: resume
