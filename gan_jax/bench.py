@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from gan_jax import cli
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
     "dcgan28": ROOT / "experiments" / "bench_dcgan28.py",
@@ -59,6 +61,8 @@ VARIANTS = (
     Variant("bf16 simultaneous", {"train.update": "simultaneous", "train.compute_dtype": "bfloat16"}),
     # XLA:CPU's default convolutions, against the "xla" ones every other row compiles with.
     Variant("f32 alternating, library convolutions", {"train.cpu_convolutions": "library"}, ("dcgan28",)),
+    # One device per core (JAX_NUM_CPU_DEVICES=2): each half-batch's non-matmul work gets a core of its own.
+    Variant("f32 alternating, 2 devices", {"train.update": "alternating"}, ("dcgan28", "mlp_gan"), devices=2),
     # K members in one vmapped step (config.population); images/s then counts every member's examples.
     *(Variant(f"f32 alternating, population {k}", {"population": k}, experiments=("ring8",)) for k in (4, 8, 16)),
     # The same members split over 2 CPU devices (train.member_devices, auto), one per core: no collectives.
@@ -533,6 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--child", help=argparse.SUPPRESS)
   parser.add_argument("--torch-child", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  cli.keep_freed_memory()  # as `gan-jax` runs: the children, the PyTorch reference and --paired alike
   if args.child:
     print(json.dumps(run_child(json.loads(args.child))))
     return 0

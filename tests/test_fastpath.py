@@ -3,8 +3,11 @@
 Each check is one jitted program holding both formulations: XLA:CPU compiles cost far more than these runs.
 """
 
+import ctypes
 import functools
 import re
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -195,3 +198,38 @@ def test_xla_convolutions_train_as_the_library_ones():
   config.train.cpu_convolutions = "eigen"
   with pytest.raises(ValueError, match="train.cpu_convolutions='eigen': expected one of"):
     sharded_train_step(gan, config, mesh)
+
+
+# glibc's bytes in mmapped blocks while a 48 MB malloc block is live, before and after cli.keep_freed_memory.
+MMAPPED_BYTES = """
+import ctypes
+from gan_jax import cli
+
+class MallInfo2(ctypes.Structure):
+  names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+  _fields_ = [(f, ctypes.c_size_t) for f in names.split()]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes, libc.mallinfo2.restype = [ctypes.c_void_p], MallInfo2
+
+def mmapped_bytes_holding(size):
+  block = libc.malloc(size)
+  try:
+    return libc.mallinfo2().hblkhd
+  finally:
+    libc.free(block)
+
+before = mmapped_bytes_holding(48 << 20)
+cli.keep_freed_memory()
+print(before, mmapped_bytes_holding(48 << 20))
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="glibc >= 2.33's mallinfo2")
+def test_large_blocks_come_from_the_reused_heap():
+  """XLA:CPU's per-call temporary buffers past 32 MB would each be a fresh mapping, faulted in at every step."""
+  out = subprocess.run([sys.executable, "-c", MMAPPED_BYTES], capture_output=True, text=True, check=True).stdout
+  before, after = map(int, out.split())
+  assert before >= 48 << 20  # glibc's default: a block this large is its own mapping
+  assert after < 48 << 20
