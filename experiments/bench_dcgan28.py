@@ -8,11 +8,11 @@ G: z(100) -> Dense(7*7*128, no bias) -> BN -> ReLU -> ConvT(64, 4x4, s2) -> BN -
 -> Dense(1). Non-saturating loss, Adam 2e-4 (0.5, 0.999), N(0, 0.02) init, batch 64, one D update per G
 update. No EMA: the reference implementations keep none, and the benchmark times their recipe.
 
-Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-01 19:26): 107 ms per step, 597
-images/s alternating, against 649 for the PyTorch 2.13 eager version of this step timed in the same run
-(gan_jax/bench_torch.py), so 0.92x. XLA:CPU's default convolutions (train.cpu_convolutions="library") gave 530.
-Simultaneous: 651 images/s (Keras: 850-870, reported). 9.4 GFLOP per step at 49% of the f32 matmul ceiling;
-compile 3.0 s cold, 0.9 s from the cache.
+Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-02 01:33): 86.9 ms per step, 736
+images/s alternating; paired in one process with the PyTorch 2.13 eager version of this step
+(gan_jax/bench_torch.py), 713 against 778 images/s, so 0.88x (target 1x). XLA:CPU's default convolutions
+(train.cpu_convolutions="library") gave 644. Simultaneous: 871 images/s (Keras: 850-870, reported; 702 in
+the previous run). 8.9 GFLOP per step at 55% of the f32 matmul ceiling; compile 3.2 s cold, 0.8 s cached.
 """
 
 from gan_jax.config import base_config

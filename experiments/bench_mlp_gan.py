@@ -7,10 +7,10 @@ G 100->256->512->1024->784 (LeakyReLU 0.2, tanh); D 784->1024->512->256->1 (Leak
 Non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64, one D update per G update, no EMA (as the
 reference implementations).
 
-Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-01 19:26): 17.0 ms per step, 3763
-images/s, against 1983 for the PyTorch 2.13 eager version of this step timed in the same run
-(gan_jax/bench_torch.py), so 1.90x (2.51x the ~1500 reported when the target was set); 113 GFLOP/s, 63% of
-the f32 matmul ceiling; compile 4.4 s cold, 1.3 s from the cache.
+Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-02 01:33): 18.3 ms per step, 3507
+images/s; paired in one process with the PyTorch 2.13 eager version of this step (gan_jax/bench_torch.py),
+3670 against 1980 images/s, so 1.97x (target 2.5x). 106 GFLOP/s, 57% of the f32 matmul ceiling; compile
+4.6 s cold, 1.2 s from the cache.
 """
 
 from gan_jax.config import base_config

@@ -61,7 +61,7 @@ VARIANTS = (
     Variant("bf16 simultaneous", {"train.update": "simultaneous", "train.compute_dtype": "bfloat16"}),
     # XLA:CPU's default convolutions, against the "xla" ones every other row compiles with.
     Variant("f32 alternating, library convolutions", {"train.cpu_convolutions": "library"}, ("dcgan28",)),
-    # One device per core (JAX_NUM_CPU_DEVICES=2): each half-batch's non-matmul work gets a core of its own.
+    # One device per core (JAX_NUM_CPU_DEVICES=2), against one device whose ops use both cores.
     Variant("f32 alternating, 2 devices", {"train.update": "alternating"}, ("dcgan28", "mlp_gan"), devices=2),
     # K members in one vmapped step (config.population); images/s then counts every member's examples.
     *(Variant(f"f32 alternating, population {k}", {"population": k}, experiments=("ring8",)) for k in (4, 8, 16)),
