@@ -5,7 +5,7 @@ experiment in one process, in alternating windows: the way to rank two close opt
 
 For each benchmark experiment and each config variant: compile time cold and from the persistent
 compilation cache, steady-state step time and images/s, FLOPs per step (XLA's cost analysis) against a
-matmul ceiling measured in the same run, memory, the input pipeline alone, and 1 vs 8 (fake) devices.
+matmul ceiling measured in the same run, memory, the input pipeline alone, and 1, 2 and 8 (fake) devices.
 
 Every measurement runs in a fresh subprocess (`--child`): a cold compile then sees an empty cache, the
 cached one the cache the cold one filled, and the 8-device runs get XLA_FLAGS before JAX starts. The
@@ -158,9 +158,9 @@ def build(config_path: str, overrides: dict[str, Any]) -> Setup:
   config = config_lib.load(config_path)
   config_lib.apply_overrides(config, overrides)
   info = data.get_info(config)
+  members = member_configs(config)
   mesh = parallel.make_mesh(config.train.num_devices, config.population, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
-  members = member_configs(config)
   gan = create_gan(config, info)
   init = jax.jit(jax.vmap(functools.partial(init_state, gan)), out_shardings=parallel.member_split(mesh))
   host_batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)

@@ -30,12 +30,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name."""
   # ------------------------------------------------------------------------ input pipeline
   info = data.get_info(config)
+  # A run is a population of K >= 1 members: one state stacked on a leading axis, one vmapped step.
+  members = member_configs(config)
   mesh = parallel.make_mesh(config.train.num_devices, config.population, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
 
   # ------------------------------------------------------------------------ model, state and sharded step
-  # A run is a population of K >= 1 members: one state stacked on a leading axis, one vmapped step.
-  members = member_configs(config)
   gan = create_gan(config, info, loss_fn)
   init = jax.vmap(functools.partial(init_state, gan))
   fresh = jax.jit(init, out_shardings=parallel.member_split(mesh))(*stacked_seeds_and_hparams(members))
