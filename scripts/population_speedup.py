@@ -7,9 +7,9 @@ over [2e-4, 2e-3] train `--steps` steps either as one run with `population=K`, o
 `train_and_evaluate`, one member each. With `--cpu-devices N` the population also trains with its
 members split over N CPU devices (JAX_NUM_CPU_DEVICES=N, train.member_devices auto; K = 1 keeps one
 device), one per core; the separate runs keep JAX's one CPU device, on which data parallelism would only
-add collectives. Every measurement is its own process with a fresh compilation
-cache set up as `gan-jax train` sets it up, so the separate runs reuse the first one's compiled step only
-through that on-disk cache, as the K `gan-jax train` processes of a sweep would. Compile time (tracing,
+add collectives. Every measurement is its own process, with a fresh compilation cache and the
+allocator set up as `gan-jax train` sets them up, so the separate runs reuse the first one's compiled
+step only through that on-disk cache, as the K `gan-jax train` processes of a sweep would. Compile time (tracing,
 lowering, XLA compilation and cache reads, from jax.monitoring) is measured on its own; the time without
 it still holds each run's fixed costs (config, checkpoint, sample plot), which K separate runs pay K times.
 A throwaway run on other shapes first loads the libraries and starts the backend, outside the timings.
@@ -64,6 +64,7 @@ def measure(mode: str, k: int, steps: int, workdir: str) -> dict[str, float]:
       lambda event, secs, **_: compile_s.update({"s": secs}) if event in COMPILE_EVENTS else None
   )
   cli.enable_compilation_cache()
+  cli.keep_freed_memory()
 
   def config(**overrides):
     c = config_lib.load(EXPERIMENT)
