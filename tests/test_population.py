@@ -46,7 +46,8 @@ def member_rows(workdir) -> dict[int, list[dict]]:
 
 def test_members_split_over_devices_train_as_on_one(tmp_path):
   """Members split over the members axis (auto: 4 of 4 devices; 2 x 2) give each member's run unchanged,
-  and a run resumes across layouts (a checkpoint of a 2 x 2 split, resumed with every member on every device)."""
+  a run resumes across layouts (a checkpoint of a 2 x 2 split, resumed with every member on every device),
+  and `sample` reads one member of a split checkpoint."""
   four = {"seed": [0, 5, 7, 9], "optim.d.lr": [1e-3, 2e-4, 5e-4, 1e-3]}
   layout = {"population": 4, "population_members": json.dumps(four), "train.num_devices": 4}
   pop = lambda **o: ring_config(**layout, **o)
@@ -63,6 +64,14 @@ def test_members_split_over_devices_train_as_on_one(tmp_path):
       for a, b in zip(rows, expected[m], strict=True):
         for k in ("d_loss", "g_loss", "d_real", "d_fake"):
           np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=f"{run} member {m} step {a['step']} {k}")
+  # The split run's checkpoint gives member 3 to `sample`, which reads it on this process's devices.
+  samples = {}
+  for run, member in (("whole", 3), ("auto", 3), ("auto", 0)):
+    out = str(tmp_path / f"{run}_{member}.npz")
+    assert main(["sample", "--workdir", str(tmp_path / run), "--num", "8", "--out", out, "--member", str(member)]) == 0
+    samples[run, member] = np.load(out)["points"]
+  np.testing.assert_allclose(samples["auto", 3], samples["whole", 3], rtol=1e-4, atol=1e-5)
+  assert not np.allclose(samples["auto", 3], samples["auto", 0], rtol=1e-2)  # --member picked member 3
 
 
 @pytest.mark.parametrize("split, message", [(3, "train.member_devices=3: expected 0"), (-1, "member_devices=-1")])
