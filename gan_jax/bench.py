@@ -70,9 +70,10 @@ VARIANTS = (
       for k in (4, 8, 16)),
 )
 
-# Reference measurements reported for this machine when the targets were set, images/s at batch 64:
-# (experiment, variant, implementation, low, high). With torch installed (the [bench] extra) the run also
-# times gan_jax.bench_torch's PyTorch eager step itself, paired with ours, and the PyTorch targets use that ratio.
+# Reference measurements reported when the targets were set, on a 2-core AVX-512 AMD EPYC (REFERENCE_CPU),
+# images/s at batch 64: (experiment, variant, implementation, low, high). With torch installed (the [bench]
+# extra) the run also times gan_jax.bench_torch's PyTorch eager step itself, paired with ours, and the PyTorch
+# targets use that ratio.
 REFERENCES = (
     ("dcgan28", "f32 alternating", "PyTorch 2.13 eager", 560, 590),
     ("dcgan28", "f32 simultaneous", "Keras tf.function", 850, 870),
@@ -80,6 +81,8 @@ REFERENCES = (
     ("mlp_gan", "f32 alternating", "PyTorch eager", 1500, 1500),
     ("mlp_gan", "f32 alternating", "straightforward Flax/XLA", 3200, 3200),
 )
+REFERENCE_CPU = "2-core AMD EPYC with AVX-512"
+REFERENCE_ISA = "AVX-512"
 COLD_COMPILE_TARGET_S, CACHED_COMPILE_TARGET_S, PIPELINE_TARGET_X = 15.0, 3.0, 10.0
 # (experiment, variant, multiple of the reference's midpoint) the step should reach.
 THROUGHPUT_TARGETS = (
@@ -361,6 +364,22 @@ def summary(row: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- report
 
 
+def vector_isa(cpu_flags: str | None = None) -> str:
+  """The widest x86 vector extension the CPU reports ("AVX-512", "AVX2", ...): XLA:CPU and oneDNN pick
+  their kernels by it, so step times, and these benchmarks' ratios, move with it."""
+  if cpu_flags is None:
+    try:
+      lines = Path("/proc/cpuinfo").read_text().splitlines()
+      cpu_flags = next((line for line in lines if line.startswith("flags")), "")
+    except OSError:
+      return platform.machine() or "unknown"
+  flags = set(cpu_flags.split(":", 1)[-1].split())
+  for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2")):
+    if flag in flags:
+      return name
+  return platform.machine() or "unknown"
+
+
 def machine() -> dict[str, str]:
   import flax
   import jax
@@ -374,6 +393,7 @@ def machine() -> dict[str, str]:
     pass
   return {
       "cpu": f"{model}, {os.cpu_count()} cores",
+      "isa": vector_isa(),
       "versions": f"jax {jax.__version__}, jaxlib {jaxlib.__version__}, flax {flax.__version__}, "
       f"numpy {np.__version__}, Python {platform.python_version()}",
       "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
@@ -426,7 +446,8 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str,
   lines += ["", "Against references (images/s at batch 64; 1 device). \"Paired\" rows ran `gan_jax.bench_torch` (same",
             "networks, same alternating step) and the gan_jax step in one process after the rows above, in",
             "alternating windows; their gan_jax rate is that of its own windows, and the ratio the median of the",
-            "windows' ratios. The other rows are the rates reported for this machine when the targets were set:", "",
+            "windows' ratios. The other rows are the rates reported when the targets were set, on a",
+            f"{REFERENCE_CPU}{other_machine(info)}:", "",
             "| experiment | variant | reference | reference images/s | gan_jax images/s | ratio |",
             "|---|---|---|---:|---:|---:|"]
   for experiment, run in torch_runs.items():
@@ -436,7 +457,7 @@ def report(rows: list[dict[str, Any]], info: dict[str, str], ceilings: dict[str,
   for experiment, variant, impl, ref_rate, ref_text in references(rows):
     rate = rate_of(one_device_row(rows, experiment, variant))
     lines.append(f"| {experiment} | {variant} | {impl} | {ref_text} | {rate:.0f} | {rate / ref_rate:.2f}x |")
-  lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows, torch_runs)]
+  lines += ["", "Targets:", ""] + [f"- {t}" for t in targets(rows, torch_runs, info)]
   return "\n".join(lines) + "\n"
 
 
@@ -470,7 +491,14 @@ def references(rows: list[dict[str, Any]]) -> list[tuple]:
   return [r for r in out if one_device_row(rows, r[0], r[1]) is not None]
 
 
-def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | None = None) -> list[str]:
+def other_machine(info: dict[str, str]) -> str:
+  """A warning when this run's CPU is not the one the stored reference rates were measured on."""
+  isa = info.get("isa", REFERENCE_ISA)
+  return "" if isa == REFERENCE_ISA else f" (this run's CPU has {isa}: those ratios compare two machines)"
+
+
+def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | None = None,
+            info: dict[str, str] | None = None) -> list[str]:
   torch_runs = torch_runs or {}
   out = []
   for experiment, variant, impl, multiple in THROUGHPUT_TARGETS:
@@ -487,7 +515,8 @@ def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | 
     ref = next((low + high) / 2 for e, v, i, low, high in REFERENCES if (e, v, i) == (experiment, variant, impl))
     rate = rate_of(row)
     met = "met" if rate >= multiple * ref else "NOT met"
-    out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, {met}")
+    out.append(f"{experiment} {variant} >= {multiple:g}x {impl} ({multiple * ref:.0f} images/s): {rate:.0f}, "
+               f"{met}{other_machine(info or {})}")
   for r in rows:
     if "cold" in r:
       cold, cached = r["cold"]["lower_s"] + r["cold"]["compile_s"], r["lower_s"] + r["compile_s"]

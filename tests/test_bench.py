@@ -52,6 +52,19 @@ def test_pytorch_rates_paired_in_the_run_replace_the_stored_ones():
   assert "mlp_gan f32 alternating >= 2.5x PyTorch eager (3750 images/s): 4000, met" in text
 
 
+def test_stored_references_are_flagged_on_another_cpu():
+  assert bench.vector_isa("flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw") == "AVX-512"
+  assert bench.vector_isa("flags\t\t: fpu sse4_2 avx avx2 fma sha_ni") == "AVX2"
+  rows = [row("mlp_gan", "f32 alternating", 0.016)]
+  ceilings = {"float32": (100.0, 100.0), "bfloat16": (1.0, 1.0)}
+  same = bench.report(rows, {"cpu": "test", "isa": "AVX-512"}, ceilings, ("1", "2"), "x")
+  other = bench.report(rows, {"cpu": "test", "isa": "AVX2"}, ceilings, ("1", "2"), "x")
+  assert "compare two machines" not in same
+  verdict = "mlp_gan f32 alternating >= 2.5x PyTorch eager (3750 images/s): 4000, met"
+  assert f"{verdict}\n" in same
+  assert f"{verdict} (this run's CPU has AVX2: those ratios compare two machines)" in other
+
+
 def test_pytorch_reference_networks_are_the_bench_experiments():
   """bench_torch's G and D hold the JAX models' parameter shapes (up to layout) and map z to 28x28 images."""
   torch = pytest.importorskip("torch")
