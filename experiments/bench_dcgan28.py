@@ -8,11 +8,13 @@ G: z(100) -> Dense(7*7*128, no bias) -> BN -> ReLU -> ConvT(64, 4x4, s2) -> BN -
 -> Dense(1). Non-saturating loss, Adam 2e-4 (0.5, 0.999), N(0, 0.02) init, batch 64, one D update per G
 update. No EMA: the reference implementations keep none, and the benchmark times their recipe.
 
-Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-02 01:33): 86.9 ms per step, 736
-images/s alternating; paired in one process with the PyTorch 2.13 eager version of this step
-(gan_jax/bench_torch.py), 713 against 778 images/s, so 0.88x (target 1x). XLA:CPU's default convolutions
-(train.cpu_convolutions="library") gave 644. Simultaneous: 871 images/s (Keras: 850-870, reported; 702 in
-the previous run). 8.9 GFLOP per step at 55% of the f32 matmul ceiling; compile 3.2 s cold, 0.8 s cached.
+Measured by `make bench` (BENCHMARKS.md), paired in one process with the PyTorch 2.13 eager version of this
+step (gan_jax/bench_torch.py); targets 1x and 1.5x:
+- 2-core AMD EPYC with AVX2, 2026-12-02 05:26: 149.8 ms per step, 427 images/s; paired, 475 against 397
+  images/s, so 1.24x. 49% of the f32 matmul ceiling (119-124 GFLOP/s); compile 6.3 s cold, 1.7 s cached.
+- 2-core AMD EPYC with AVX-512, 2026-12-02 01:33: 86.9 ms, 736 images/s; paired, 713 against 778, so 0.88x.
+  XLA:CPU's default convolutions (train.cpu_convolutions="library") gave 644. Simultaneous: 871 images/s
+  (Keras, reported for that machine: 850-870). 55% of the ceiling (180-191 GFLOP/s); compile 3.2 s, 0.8 s.
 """
 
 from gan_jax.config import base_config

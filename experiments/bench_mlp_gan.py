@@ -7,10 +7,12 @@ G 100->256->512->1024->784 (LeakyReLU 0.2, tanh); D 784->1024->512->256->1 (Leak
 Non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 64, one D update per G update, no EMA (as the
 reference implementations).
 
-Measured by `make bench` on the 2-core AMD EPYC (BENCHMARKS.md, 2026-12-02 01:33): 18.3 ms per step, 3507
-images/s; paired in one process with the PyTorch 2.13 eager version of this step (gan_jax/bench_torch.py),
-3670 against 1980 images/s, so 1.97x (target 2.5x). 106 GFLOP/s, 57% of the f32 matmul ceiling; compile
-4.6 s cold, 1.2 s from the cache.
+Measured by `make bench` (BENCHMARKS.md), paired in one process with the PyTorch 2.13 eager version of this
+step (gan_jax/bench_torch.py); target 2.5x:
+- 2-core AMD EPYC with AVX2, 2026-12-02 05:26: 2534 against 1299 images/s, so 1.90x. Its own row: 35.5 ms
+  per step (repeats 24.0-37.8 ms), 45% of the f32 matmul ceiling; compile 4.9 s cold, 1.7 s cached.
+- 2-core AMD EPYC with AVX-512, 2026-12-02 01:33: 3670 against 1980 images/s, so 1.97x. Its own row: 18.3 ms,
+  3507 images/s, 57% of the ceiling; compile 4.6 s cold, 1.2 s cached.
 """
 
 from gan_jax.config import base_config

@@ -199,8 +199,13 @@ def _sample(args, _) -> int:
 def _curves(args, _) -> int:
   from gan_jax import curves
 
-  series = [s for d in args.dirs for s in curves.load_series(d)]
+  series = [s for d in curves.run_dirs(args.dirs) for s in curves.load_series(d)]
   if args.export:
+    if len(series) == 1:
+      print("note: one run gives std 0, so the band is only its floor (band.min_abs); export several seeds",
+            file=sys.stderr)
+    if len(curves.group_by_seed(series)) > 1:
+      print("note: these runs differ in more than their seeds; the reference pools them all", file=sys.stderr)
     ref = curves.export_reference(series, args.out, args.smooth)
     print(f"wrote reference of {len(series)} runs, curves {sorted(ref['curves'])}, to {args.out}")
     return 0
@@ -215,8 +220,10 @@ def _curves(args, _) -> int:
     for name, r in curves.check(group, reference).items():
       failed |= not r["ok"]
       verdict = "passes" if r["ok"] else "FAILS"
+      partial = "" if r["points"] in (0, r["total"]) else (
+          f"; the run reaches only {r['points']} of the reference's {r['total']} steps, up to step {r['last_step']:g}")
       print(f"{label}: {name}: {verdict}, inside the band at {r['fraction']:.0%} of {r['points']} reference steps "
-            f"(needs {reference['band']['min_fraction']:.0%})")
+            f"(needs {reference['band']['min_fraction']:.0%}){partial}")
   return 1 if failed else 0
 
 

@@ -129,25 +129,26 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`.
-
-  The file's folder joins sys.path, so `loss.name = "my_module:my_loss"` finds modules (and the
-  experiment file itself) next to it.
-  """
+  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`."""
   path, _, arg = spec.partition(":")
-  folder = os.path.dirname(os.path.abspath(path))
-  if folder not in sys.path:
-    sys.path.append(folder)
-  module = import_file(path)
+  return config_of(import_file(path), path, arg)
+
+
+def config_of(module, path: str, arg: str = "") -> ml_collections.ConfigDict:
+  """`get_config(arg)` of an experiment module imported from `path`."""
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} defines no get_config(); expected one returning a ConfigDict")
-  cfg = module.get_config(arg) if arg else module.get_config()
-  return cfg
+  return module.get_config(arg) if arg else module.get_config()
 
 
 def import_file(path: str):
+  """The experiment file as a module. Its folder joins sys.path, so `loss.name = "my_module:my_loss"` and the
+  file's own imports find modules next to it."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config file {path!r} does not exist; expected e.g. experiments/ring8.py")
+  folder = os.path.dirname(os.path.abspath(path))
+  if folder not in sys.path:
+    sys.path.append(folder)
   name = "gan_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,20 @@ class Series:
   # Curves from eval.jsonl: each point already averages thousands of samples, and a few evaluations
   # smoothed together would blur the trend, so they are never smoothed.
   evaluations: frozenset[str] = frozenset()
+
+
+def run_dirs(paths: Sequence[str]) -> list[str]:
+  """The run workdirs among `paths`: `gan-jax curves runs/sweep/*` also matches the sweep's manifest.json and
+  results files, and the folders of points that failed before writing config.json. Those are skipped, with
+  a note on stderr; it is an error only when no workdir is left."""
+  runs = [p for p in paths if os.path.exists(os.path.join(p, "config.json"))]
+  skipped = [p for p in paths if p not in runs]
+  if not runs:
+    shown = ", ".join(repr(p) for p in skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    raise FileNotFoundError(f"no run among {shown}: expected workdirs written by `gan-jax train` (with config.json)")
+  for p in skipped:
+    print(f"skipping {p!r}: not a run workdir (no config.json)", file=sys.stderr)
+  return runs
 
 
 def load_series(workdir: str) -> list[Series]:
@@ -94,13 +109,18 @@ def group_by_seed(series: Sequence[Series]) -> dict[str, list[Series]]:
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
-  """Centred moving average, truncated at the ends (no lag, unlike an EMA)."""
+  """Centred moving average, truncated at the ends (no lag, unlike an EMA).
+
+  A non-finite value (a diverged step) makes only the windows that hold it NaN, not the rest of the curve.
+  """
   if window <= 1 or len(y) == 0:
     return y.astype(np.float64)
-  c = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
+  bad = ~np.isfinite(y)
+  c = np.concatenate([[0.0], np.cumsum(np.where(bad, 0.0, y), dtype=np.float64)])
+  c_bad = np.concatenate([[0], np.cumsum(bad)])
   i = np.arange(len(y))
   lo, hi = np.maximum(i - window // 2, 0), np.minimum(i + window // 2 + 1, len(y))
-  return (c[hi] - c[lo]) / (hi - lo)
+  return np.where(c_bad[hi] > c_bad[lo], np.nan, (c[hi] - c[lo]) / (hi - lo))
 
 
 def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,7 +228,11 @@ def load_reference(path: str) -> dict:
 
 
 def check(group: Sequence[Series], reference: dict) -> dict[str, dict]:
-  """Per reference curve: the fraction of reference steps inside the band, and whether that passes."""
+  """Per reference curve: the fraction of reference steps inside the band, and whether that passes.
+
+  Only the reference steps within the run's logged range are checked, so a short run can be held against
+  the start of a long reference; "points" of "total" says how much of it was covered.
+  """
   results = {}
   for name, curve in reference["curves"].items():
     steps, mean, _ = band(group, name, reference["smoothing"])
@@ -216,7 +240,7 @@ def check(group: Sequence[Series], reference: dict) -> dict[str, dict]:
     lo, hi = _band_limits(curve, reference["band"])
     inside_range = (ref_steps >= steps.min()) & (ref_steps <= steps.max()) if len(steps) else ref_steps < -np.inf
     if not inside_range.any():
-      results[name] = {"fraction": 0.0, "points": 0, "ok": False}
+      results[name] = {"fraction": 0.0, "points": 0, "total": len(ref_steps), "ok": False}
       continue
     run = np.interp(ref_steps[inside_range], steps, mean)
     inside = (run >= lo[inside_range]) & (run <= hi[inside_range])
@@ -224,6 +248,8 @@ def check(group: Sequence[Series], reference: dict) -> dict[str, dict]:
     results[name] = {
         "fraction": fraction,
         "points": int(inside_range.sum()),
+        "total": len(ref_steps),
+        "last_step": float(ref_steps[inside_range].max()),
         "ok": fraction >= reference["band"]["min_fraction"],
     }
   return results

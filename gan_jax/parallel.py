@@ -30,11 +30,12 @@ STEP_BATCH = P(MEMBERS, None, AXIS)
 
 
 def maybe_initialize_distributed() -> None:
-  """Joins a multi-host job when `GAN_JAX_DISTRIBUTED=1` (or a cluster env JAX detects) is set.
+  """Joins a multi-host job when `GAN_JAX_DISTRIBUTED=1` is set, and only then: a process started without it
+  trains alone, even inside a SLURM allocation.
 
-  On TPU pods and SLURM/Open MPI GPU clusters `jax.distributed.initialize()` reads the
-  coordinator and process ids from the environment; elsewhere set JAX_COORDINATOR_ADDRESS,
-  JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+  `jax.distributed.initialize()` then reads the coordinator and process ids from the cluster environment it
+  detects (TPU pods, SLURM, Open MPI); elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
+  JAX_PROCESS_ID.
   """
   if os.environ.get("GAN_JAX_DISTRIBUTED", "0") not in ("", "0"):
     jax.distributed.initialize()
@@ -53,7 +54,8 @@ def make_mesh(num_devices: int = 0, population: int = 1, member_devices: int = 0
   if num_devices and jax.process_count() > 1 and num_devices != local:
     raise ValueError(f"train.num_devices={num_devices}: multi-host runs use all {local} local devices")
   n = (num_devices or local) * jax.process_count()
-  devices = jax.devices() if not num_devices else jax.local_devices()[:num_devices]
+  # Multi-host runs take every device (num_devices is then all local ones, checked above).
+  devices = jax.devices() if not num_devices or jax.process_count() > 1 else jax.local_devices()[:num_devices]
   split = member_devices or (math.gcd(population, n) if jax.process_count() == 1 else 1)
   if member_devices < 0 or population % split or n % split:
     raise ValueError(

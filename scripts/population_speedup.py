@@ -106,7 +106,9 @@ def machine() -> str:
     with open("/proc/cpuinfo") as f:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
     cpu = names[0] if names else cpu
-  return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+  from gan_jax.bench import vector_isa
+
+  return f"{cpu} ({vector_isa()}), {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
 def table(results: dict[int, dict[str, list[dict]]], steps: int, cpu_devices: int) -> list[str]:

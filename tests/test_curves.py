@@ -36,6 +36,13 @@ def test_smooth_is_a_centred_truncated_mean():
   np.testing.assert_array_equal(curves.smooth(np.array([3.0, 1.0]), 1), [3.0, 1.0])
 
 
+def test_a_non_finite_value_spoils_only_its_own_windows():
+  y = np.array([1.0, 2.0, np.inf, 4.0, 5.0, 6.0, 7.0, 8.0])
+  out = curves.smooth(y, 3)
+  assert np.isnan(out[1:4]).all() and not np.isnan(out[[0, 4, 5, 6, 7]]).any()
+  np.testing.assert_allclose(out[[0, 4, 5, 6, 7]], [1.5, 5.0, 6.0, 7.0, 7.5])
+
+
 def test_evaluation_metrics_are_never_smoothed(tmp_path):
   run = fake_run(tmp_path / "r", 0)
   with open(os.path.join(run, "eval.jsonl"), "w") as f:
@@ -111,7 +118,25 @@ def test_csv_reference_and_partial_overlap(tmp_path):
   ref = curves.load_reference(str(path))
   group = curves.load_series(fake_run(tmp_path / "r", 0))
   result = curves.check(group, ref)["g_loss"]
-  assert result == {"fraction": 1.0, "points": 4, "ok": True}  # steps 100..400 overlap the run
+  assert result == {"fraction": 1.0, "points": 4, "total": 10, "last_step": 400.0, "ok": True}  # 100..400 overlap
+
+
+def test_sweep_globs_skip_files_and_unstarted_points(tmp_path, capsys):
+  """`gan-jax curves runs/sweep/*` matches manifest.json, results.* and failed points' empty folders too."""
+  for seed in range(2):
+    fake_run(tmp_path / f"r{seed}", seed)
+  (tmp_path / "manifest.json").write_text("{}")
+  os.makedirs(tmp_path / "failed_early")
+  ref = str(tmp_path / "ref.csv")
+  with open(ref, "w") as f:
+    f.write("curve,step,mean,std\n" + "".join(f"g_loss,{s},2.0,0.0\n" for s in range(100, 1000, 100)))
+  paths = sorted(glob.glob(str(tmp_path / "*")))
+  assert main(["curves", *paths, "--reference", ref, "--out", str(tmp_path / "c.png")]) == 0
+  captured = capsys.readouterr()
+  assert "manifest.json': not a run workdir" in captured.err and "failed_early': not a run workdir" in captured.err
+  assert "the run reaches only 4 of the reference's 9 steps, up to step 400" in captured.out
+  with pytest.raises(FileNotFoundError, match="no run among .*failed_early"):
+    curves.run_dirs([str(tmp_path / "failed_early"), str(tmp_path / "manifest.json")])
 
 
 def test_missing_reference_is_a_clear_error(tmp_path):

@@ -17,19 +17,24 @@ MEMBERS = {"seed": [0, 5, 7], "optim.d.lr": [1e-3, 2e-4, 5e-4], "train.ema_decay
 
 
 def test_population_matches_separate_runs(tmp_path):
-  pop = ring_config(**{"population": 3, "population_members": json.dumps(MEMBERS), "train.num_devices": 2})
+  evaluated = {"train.num_devices": 2, "eval.final": True, "eval.num_samples": 500}
+  pop = ring_config(**{"population": 3, "population_members": json.dumps(MEMBERS), **evaluated})
   loop.train_and_evaluate(pop, str(tmp_path / "pop"))
   rows = read_jsonl(os.path.join(tmp_path, "pop", "metrics.jsonl"))
   assert sorted({r["member"] for r in rows}) == [0, 1, 2]
   for m in range(3):
-    alone = ring_config(**{k: v[m] for k, v in MEMBERS.items()}, **{"train.num_devices": 2})
+    alone = ring_config(**{k: v[m] for k, v in MEMBERS.items()}, **evaluated)
     loop.train_and_evaluate(alone, str(tmp_path / f"m{m}"))
-    expected = read_jsonl(os.path.join(tmp_path, f"m{m}", "metrics.jsonl"))
-    got = [{k: v for k, v in r.items() if k != "member"} for r in rows if r["member"] == m]
-    assert [r["step"] for r in got] == [r["step"] for r in expected]
-    for a, b in zip(got, expected, strict=True):
-      for k in b:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=f"member {m} {k}")
+    # Training metrics, and the final evaluation (drawn from each member's own seed).
+    for filename in ("metrics.jsonl", "eval.jsonl"):
+      expected = read_jsonl(os.path.join(tmp_path, f"m{m}", filename))
+      got = [{k: v for k, v in r.items() if k != "member"} for r in read_jsonl(os.path.join(tmp_path, "pop", filename))
+             if r["member"] == m]
+      assert [r["step"] for r in got] == [r["step"] for r in expected] and got
+      for a, b in zip(got, expected, strict=True):
+        for k, v in b.items():
+          if isinstance(v, float | int):
+            np.testing.assert_allclose(a[k], v, rtol=1e-5, atol=1e-6, err_msg=f"member {m} {filename} {k}")
   # The members differ from each other: the population is not one run copied.
   assert len({r["d_loss"] for r in rows if r["step"] == 6}) == 3
   # sample picks a member; its EMA decay differs, so member 0 (decay 0) equals its raw generator.

@@ -55,6 +55,28 @@ def test_each_network_moves_only_with_its_own_loss(update):
   assert all(changed(before.g_params, after.g_params)) and not any(changed(before.d_params, after.d_params))
 
 
+def test_lazy_regularisation_branches_and_logs_where_it_applies():
+  """penalty.every = 2: the compiled step keeps a real branch (not a select running the penalty at every
+  update), and the penalty applies on D updates 2, 4, ..., the ones a log_every of 2 logs."""
+  config = ring_config(**{"penalty.name": "r1", "penalty.weight": 1.0, "penalty.every": 2})
+  members, mesh = member_configs(config), parallel.make_mesh(1)
+  gan = create_gan(config, data.get_info(config))
+  state = jax.vmap(functools.partial(init_state, gan))(*stacked_seeds_and_hparams(members))
+  batches = loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size)
+  step = sharded_train_step(gan, config, mesh)
+  first = next(loop.step_batches(members, 0, config.train.d_steps, config.train.batch_size))
+  hlo = step.lower(state, parallel.put_batch(first, mesh)).as_text()
+  assert "stablehlo.case" in hlo or "stablehlo.if" in hlo
+  penalties_logged = []
+  for _ in range(4):
+    state, metrics = step(state, parallel.put_batch(next(batches), mesh))
+    penalties_logged.append(float(metrics["penalty"][0]))
+  assert penalties_logged[0] == penalties_logged[2] == 0.0 and penalties_logged[1] > 0 and penalties_logged[3] > 0
+  config.penalty.every = 0
+  with pytest.raises(ValueError, match="penalty.every=0: expected an integer >= 1"):
+    sharded_train_step(gan, config, mesh)
+
+
 # Every registered loss, each with one of the penalties in turn, so that 8 short runs cover both registries;
 # the rarer training options ride along, one per loss.
 PENALTIES = penalties.names()

@@ -20,7 +20,7 @@ from gan_jax.sweep.launch import load_sweep, resources, sync_manifest
 from gan_jax.sweep.manifest import Manifest, PointRecord
 from gan_jax.sweep.report import read_jsonl
 from gan_jax.sweep.space import name_points, point_name
-from gan_jax.sweep.vectorize import group_points
+from gan_jax.sweep.vectorize import group_points, regroup
 from gan_jax.train.population import member_configs
 
 EXPERIMENT = """
@@ -141,23 +141,50 @@ def test_manifest_round_trips(tmp_path):
     PointRecord("x", {}, "/d/x", status="finished")
 
 
+IMPORTS = "from gan_jax.sweep import product, sweep; "
+
+
+def test_a_reordered_sweep_keeps_its_points_records(tmp_path):
+  losses = 'sweep("loss.name", ["hinge"])'
+  first = load_sweep(write_experiment(tmp_path, IMPORTS + f"return product({losses}, seeds(2))", "a.py"))
+  _, records = sync_manifest(first, str(tmp_path / "s"))
+  records[0].status = "done"
+  Manifest(first.config, records).save(str(tmp_path / "s"))
+  again = load_sweep(write_experiment(tmp_path, IMPORTS + f"return product(seeds(2), {losses})", "b.py"))
+  assert again.names != first.names  # names follow the keys' order
+  manifest, kept = sync_manifest(again, str(tmp_path / "s"))
+  assert [(r.name, r.workdir, r.status) for r in kept] == [(r.name, r.workdir, r.status) for r in records]
+  assert len(manifest.points) == 2  # each point listed once
+
+
 def test_dry_run_and_validation(tmp_path, capsys):
   exp = write_experiment(tmp_path, 'return [{"loss.name": "hinge", "seed": s} for s in range(3)]')
   assert sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--dry-run"]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert lines[0] == 'loss.name=hinge_seed=0\t{"loss.name": "hinge", "seed": 0}' and len(lines) == 3
   assert not (tmp_path / "s").exists()
+  with pytest.raises(TypeError, match=r"get_sweep\(\) returned None; .* forget `return`"):
+    load_sweep(write_experiment(tmp_path, "seeds(2)", "no_return.py"))
+  with pytest.raises(TypeError, match=r"sweep\('loss.name', 'hinge'\): expected a list of values"):
+    sweep("loss.name", "hinge")
   bad = write_experiment(tmp_path, 'return [{"model.widht": 3}]', "bad.py")
   with pytest.raises(ValueError, match="model.widht=3: unknown config key"):
     load_sweep(bad)
   cfg = config_lib.base_config()
   assert resources(cfg)["gpus_per_node"] == 1
-  cfg.slurm = {"partition": "gpu", "gpus_per_node": 4}
+  cfg.slurm = {"partition": "gpu", "gpus_per_node": 4, "account": "lab"}
   assert resources(cfg) | {"timeout_min": 0} == {
-      "partition": "gpu", "timeout_min": 0, "gpus_per_node": 4, "cpus_per_task": 8, "mem_gb": 32
+      "partition": "gpu", "timeout_min": 0, "gpus_per_node": 4, "cpus_per_task": 8, "mem_gb": 32, "slurm_account": "lab"
   }
   with pytest.raises(ValueError, match="without --config"):
     sweep_main(["--report", str(tmp_path), "--config", exp])
+
+
+def test_a_sweep_may_import_modules_next_to_its_file(tmp_path):
+  (tmp_path / "sweep_values_neighbour.py").write_text("RATES = [1e-3, 2e-4]\n")
+  body = 'from sweep_values_neighbour import RATES; return [{"optim.d.lr": r} for r in RATES]'
+  exp = write_experiment(tmp_path, body)
+  assert [c.optim.d.lr for c in load_sweep(exp).configs] == [1e-3, 2e-4]
 
 
 # ---------------------------------------------------------------------------------------- launchers
@@ -226,13 +253,15 @@ def write_run(directory, name, metrics, evals=None):
 
 def test_report_tables_and_seed_aggregation(tmp_path, capsys):
   rng = np.random.default_rng(0)
-  records, expected = [], {}
+  records, expected, best_is = [], {}, {}
   for loss in ("hinge", "wgan"):
     for seed in range(3):
       point = {"loss.name": loss, "seed": seed}
       name = point_name(point)
-      d_loss, fids, modes = rng.normal(), rng.uniform(5, 50, 3), rng.integers(0, 9, 3)
-      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i])} for i in range(3)]
+      d_loss, fids, modes, scores = rng.normal(), rng.uniform(5, 50, 3), rng.integers(0, 9, 3), rng.uniform(1, 9, 3)
+      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i]), "is_mean": float(scores[i])}
+               for i in range(3)]
+      best_is[name] = scores.max()  # the Inception Score's mean: larger is better
       write_run(tmp_path, name, [{"step": 5, "d_loss": 9.0}, {"step": 10, "d_loss": d_loss, "g_loss": 1.0}], evals)
       expected[name] = (d_loss, fids.min(), modes.max())
       records.append(PointRecord(name, point, str(tmp_path / name), "done", 0))
@@ -250,7 +279,7 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
   for r in done:
     d_loss, fid, modes = expected[r["name"]]
     assert float(r["final.d_loss"]) == d_loss and float(r["best.fid"]) == fid and float(r["best.modes"]) == modes
-    assert r["final.step"] == "10"
+    assert r["final.step"] == "10" and float(r["best.is_mean"]) == best_is[r["name"]]
 
   by_seed = {r["loss.name"]: r for r in rows_of(tmp_path / "results_by_seed.csv")}
   assert set(by_seed) == {"hinge", "wgan"} and "seed" not in rows_of(tmp_path / "results_by_seed.csv")[0]
@@ -316,6 +345,27 @@ def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, 
   assert not (tmp_path / "s").exists()
   with pytest.raises(ValueError, match="--vectorize -2"):
     sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--vectorize", "-2"])
+
+
+def test_an_interrupted_population_comes_back_as_the_same_run(tmp_path):
+  """With `--vectorize 3`, 10 seeds train as {0,1} {2,3,4} {5,6} {7,8,9}; cut after the first, the other three
+  must keep their members (so their workdirs and checkpoints), where the 8 points left would chunk as 2, 3, 3."""
+  plan = load_sweep(write_experiment(tmp_path, "return seeds(10)"))
+  configs = dict(zip(plan.names, plan.configs, strict=True))
+  _, records = sync_manifest(plan, str(tmp_path / "s"))
+  groups = regroup(records, configs, 3)
+  assert [len(g.members) for g in groups] == [2, 3, 2, 3]
+  launch.make_jobs(groups, records, str(tmp_path / "s"))
+  for r in records:
+    r.status = "done" if r.member is not None and r.group == groups[0].name else "running"
+  todo = [r for r in records if r.status != "done"]
+  assert regroup(todo, configs, 3) == groups[1:]
+  fresh = group_points([r.name for r in todo], [r.overrides for r in todo], [configs[r.name] for r in todo], 3)
+  assert [len(g.members) for g in fresh] == [2, 3, 3]
+  # A larger population than a new --vectorize MAX allows, or a population with a member done, is regrouped.
+  assert [len(g.members) for g in regroup(todo, configs, 2)] == [2, 2, 2, 2]
+  assert regroup(todo[1:], configs, 3)[:2] == groups[2:]
+  assert regroup(todo[1:], configs, 3)[2].members == tuple(plan.names[3:5])
 
 
 def test_report_reads_each_point_from_its_member_rows(tmp_path):

@@ -11,7 +11,7 @@ from gan_jax import config as config_lib
 from gan_jax import data
 from gan_jax.cli import main
 from gan_jax.train import loop
-from gan_jax.train.writers import read_jsonl
+from gan_jax.train.writers import MetricsWriter, read_jsonl
 
 
 def ring_config(**overrides):
@@ -178,6 +178,19 @@ def test_progress_gif_has_one_frame_per_grid(tmp_path):
   from PIL import Image
 
   assert Image.open(out).n_frames == 3  # steps 2, 4, 6
+
+
+def test_only_the_primary_process_writes_metrics(tmp_path):
+  """On a multi-host run every process holds the metrics; one writing them keeps metrics.jsonl whole."""
+  (tmp_path / "metrics.jsonl").write_text('{"step": 2, "d_loss": 1.0}\n{"step": 4, "d_loss": 0.5}\n')
+  other = MetricsWriter(str(tmp_path), resume_step=2, primary=False)
+  other.write(4, {"d_loss": 9.0})
+  other.close()
+  assert [r["step"] for r in read_jsonl(str(tmp_path / "metrics.jsonl"))] == [2, 4]  # untouched
+  primary = MetricsWriter(str(tmp_path), resume_step=2)
+  primary.write(4, {"d_loss": 0.25})
+  primary.close()
+  assert read_jsonl(str(tmp_path / "metrics.jsonl"))[1] == {"step": 4, "d_loss": 0.25}
 
 
 def test_custom_loss_by_dotted_path_trains(tmp_path):

@@ -66,13 +66,15 @@ class ExampleDropout(nn.Module):
     return jnp.where(keep(ids_B), x_BF / (1 - self.rate), 0.0)
 
 
-def batch_norm(train: bool, momentum: float = 0.9) -> nn.BatchNorm:
-  """Batch norm over the *global* batch: statistics are averaged over the data axis.
+def batch_norm(train: bool, momentum: float = 0.9, affine: bool = True) -> nn.BatchNorm:
+  """Batch norm over the *global* batch: statistics are averaged over the data axis (on one device, no
+  collective at all). `affine=False` leaves out the scale and bias, for conditional batch norm's own.
 
   Statistics and output are float32 for any input (bfloat16 under train.compute_dtype): the next layer casts back.
   """
   axis_name = parallel.AXIS if train and parallel.axis_size() > 1 else None
-  return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name, dtype=jnp.float32)
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, axis_name=axis_name, dtype=jnp.float32,
+                      use_scale=affine, use_bias=affine)
 
 
 # The collection holding spectral normalisation's power-iteration state (u and the sigma it gives).
@@ -133,14 +135,7 @@ def conditional_batch_norm(x_BF: jax.Array, labels_B: jax.Array | None, *, num_c
   """
   if not num_classes:
     return batch_norm(train)(x_BF)
-  bn = nn.BatchNorm(
-      use_running_average=not train,
-      momentum=0.9,
-      use_scale=False,
-      use_bias=False,
-      axis_name=parallel.AXIS if train else None,
-      dtype=jnp.float32,  # as batch_norm: normalise in float32 whatever the compute dtype
-  )
+  bn = batch_norm(train, affine=False)
   labels_B = class_labels(labels_B, x_BF.shape[0], num_classes)
   features = x_BF.shape[-1]
   gain_BF = nn.Embed(num_classes, features, embedding_init=nn.initializers.ones)(labels_B)

@@ -106,18 +106,15 @@ def run(args: argparse.Namespace) -> int:
   max_members = args.vectorize or None  # 1 without --vectorize: every point alone.
 
   plan = launch.load_sweep(args.config)
-  configs = dict(zip(plan.names, plan.configs, strict=True))
   if args.dry_run:
     groups = vectorize.group_points(plan.names, plan.points, plan.configs, max_members)
     print(vectorize.describe(groups, dict(zip(plan.names, plan.points, strict=True))), end="")
     return 0
 
   manifest, records = launch.sync_manifest(plan, args.workdir)
+  configs = {r.name: c for r, c in zip(records, plan.configs, strict=True)}  # an earlier record keeps its name
   todo = [r for r in records if r.status != "done"]
-  # Only the points still to run are grouped, so points done earlier (alone or not) are never retrained.
-  groups = vectorize.group_points(
-      [r.name for r in todo], [r.overrides for r in todo], [configs[r.name] for r in todo], max_members
-  )
+  groups = vectorize.regroup(todo, configs, max_members)
   jobs = launch.make_jobs(groups, todo, args.workdir)
   manifest.save(args.workdir)
   runs = f" as {len(jobs)} runs" if len(jobs) != len(todo) else ""

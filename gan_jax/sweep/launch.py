@@ -9,6 +9,7 @@ workdir when there is one.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shlex
 import signal
@@ -53,7 +54,7 @@ def load_sweep(spec: str) -> Sweep:
   if not points:
     raise ValueError(f"get_sweep() of {path!r} returned no points; expected at least one")
   names = name_points(points)
-  base = config_lib.load(spec)
+  base = config_lib.config_of(module, path, arg)
   configs = []
   for name, point in zip(names, points, strict=True):
     cfg = base.copy_and_resolve_references()
@@ -69,16 +70,24 @@ def load_sweep(spec: str) -> Sweep:
 def sync_manifest(sweep: Sweep, directory: str) -> tuple[Manifest, list[PointRecord]]:
   """The manifest for this sweep and its records in sweep order.
 
-  Records of unchanged points keep their status; points of an earlier sweep in the same directory
-  stay listed (after this sweep's) so the report still shows them, but are not run.
+  Records of unchanged points keep their status. A point is the same point when its overrides are, whatever
+  their order: a sweep rewritten as `product(seeds(3), losses)` instead of `product(losses, seeds(3))` names
+  its points afresh, and its points keep their earlier records (names, workdirs, status) rather than
+  training again and being listed twice. Points of an earlier sweep in the same directory stay listed (after
+  this sweep's) so the report still shows them, but are not run.
   """
+  canonical = lambda overrides: json.dumps(overrides, sort_keys=True)
   previous = {}
   if os.path.exists(os.path.join(directory, MANIFEST)):
     previous = {r.name: r for r in Manifest.load(directory).points}
+  by_overrides = {canonical(r.overrides): name for name, r in previous.items()}
   records = []
   for name, point in zip(sweep.names, sweep.points, strict=True):
     record = previous.pop(name, None)
     if record is None or record.overrides != point:
+      earlier = by_overrides.get(canonical(point))
+      record = previous.pop(earlier) if earlier in previous else None
+    if record is None:
       record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name))
     records.append(record)
   manifest = Manifest(sweep.config, records + list(previous.values()))
@@ -185,7 +194,7 @@ def child_env(parallel: int) -> dict[str, str]:
   if parallel > 1:
     flags = env.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
-      env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+      env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # Else the first run takes 75% of each GPU.
   return env
 
@@ -239,9 +248,11 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
 
 
 def resources(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """A point's job resources from the optional `slurm` section of its config."""
-  section = config.get("slurm") or {}
-  return {k: section.get(k, default) for k, default in SLURM_DEFAULTS.items()}
+  """A point's job resources from the optional `slurm` section of its config. Keys beyond the defaults'
+  (account, qos, constraint, ...) pass through to submitit as `slurm_<key>`."""
+  section = dict(config.get("slurm") or {})
+  extra = {f"slurm_{k}": v for k, v in sorted(section.items()) if k not in SLURM_DEFAULTS}
+  return {**{k: section.get(k, default) for k, default in SLURM_DEFAULTS.items()}, **extra}
 
 
 class _SubmititPoint(submitit.helpers.Checkpointable):
@@ -263,7 +274,6 @@ def run_submitit(
 
   `cluster` is "slurm", or "local" for submitit's LocalExecutor (tests, machines without SLURM).
   """
-  executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
   by_resources: dict[tuple, list[Job]] = {}
   for job in jobs:
     # A population's points agree on every key but the per-member ones, `slurm.*` included.
@@ -273,6 +283,8 @@ def run_submitit(
     for key, group in by_resources.items():
       res = dict(key)
       partition = res.pop("partition")
+      # One executor per set of resources: update_parameters adds to an executor's earlier settings.
+      executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
       executor.update_parameters(
           name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
           tasks_per_node=1,

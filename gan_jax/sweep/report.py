@@ -18,20 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from gan_jax.metrics import direction
 from gan_jax.sweep.manifest import STATUSES, Manifest
 from gan_jax.sweep.space import SEED_KEY
 from gan_jax.train.writers import read_jsonl
 
-# Metrics where larger is better; every other metric (fid, kid, reverse_kl, losses) is minimised.
-MAXIMIZE = frozenset(
-    {"modes", "high_quality", "precision", "recall", "is", "inception_score", "coverage", "density", "accuracy"}
-)
 DEFAULT_METRICS = ("fid", "modes")
-
-
-def direction(metric: str) -> str:
-  """Whether larger ("max") or smaller ("min") is better, for a metric or a column like `best.fid`."""
-  return "max" if metric.rsplit(".", 1)[-1] in MAXIMIZE else "min"
 
 
 def _number(v: Any) -> bool:

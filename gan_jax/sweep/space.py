@@ -43,6 +43,8 @@ def plain(value: Any, key: str = "value") -> Any:
 
 def check_points(points: Iterable[Mapping[str, Any]]) -> list[Point]:
   """Normalises points to plain dicts, refusing non-string keys and non-JSON values."""
+  if isinstance(points, str | bytes | Mapping) or not isinstance(points, Iterable):
+    raise TypeError(f"get_sweep() returned {points!r:.80}; expected a list of override dicts (did it forget `return`?)")
   out = []
   for point in points:
     if not isinstance(point, Mapping):
@@ -56,6 +58,8 @@ def check_points(points: Iterable[Mapping[str, Any]]) -> list[Point]:
 
 def sweep(key: str, values: Iterable[Any]) -> list[Point]:
   """One axis: `key` takes each of `values` in turn."""
+  if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+    raise TypeError(f"sweep({key!r}, {values!r}): expected a list of values, e.g. sweep({key!r}, [{values!r}])")
   return [{key: plain(v, key)} for v in values]
 
 

@@ -70,6 +70,37 @@ def group_points(
   return groups
 
 
+def regroup(
+    todo: Sequence[Any],
+    configs: Mapping[str, ml_collections.ConfigDict],
+    max_members: int | None = None,
+) -> list[Group]:
+  """Groups for the manifest records still to run (`todo`, PointRecords in sweep order).
+
+  A population whose members are all still to run keeps them, in member order: it comes back under the
+  same name, so `gan-jax train` resumes it from its checkpoint. Grouping the rest afresh could cut a
+  larger bucket differently once some of its chunks are done. The other records are grouped by
+  `group_points`; points done earlier are never retrained.
+  """
+  by_group: dict[str, list[Any]] = {}
+  for r in todo:
+    if r.group is not None:
+      by_group.setdefault(r.group, []).append(r)
+  kept, taken = [], set()
+  for name, records in by_group.items():
+    if len(records) < 2 or max_members is not None and len(records) > max_members:
+      continue
+    records = sorted(records, key=lambda r: r.member)
+    group = _group([r.name for r in records], [dict(r.overrides) for r in records], [configs[r.name] for r in records])
+    if group.name == name:  # its name hashes its points: every member is still to run, in the same order
+      kept.append(group)
+      taken.update(r.name for r in records)
+  rest = [r for r in todo if r.name not in taken]
+  names = [r.name for r in rest]
+  fresh = group_points(names, [r.overrides for r in rest], [configs[n] for n in names], max_members)
+  return kept + fresh
+
+
 def _group(names: list[str], points: list[Point], configs: list[ml_collections.ConfigDict]) -> Group:
   if len(names) == 1:
     return Group(names[0], dict(points[0]), (names[0],))

@@ -51,13 +51,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
     # Hyperparameters come from the config, so a resumed run may change e.g. its learning rates.
     state = checkpoint.restore(mngr, fresh).replace(hparams=fresh.hparams)
     print(f"Resuming {workdir} from its checkpoint at step {int(state.step[0])}.", file=sys.stderr)
+  del fresh  # on resume, the initial state's buffers are freed rather than held beside the restored ones
   start = int(state.step[0])
 
   # ------------------------------------------------------------------------ loop
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
   evaluator = Evaluator(gan, config, info, workdir)
-  writer = MetricsWriter(workdir, resume_step=start, tensorboard=jax.process_index() == 0)
+  writer = MetricsWriter(workdir, resume_step=start, primary=jax.process_index() == 0)
   bar = tqdm.tqdm(
       total=config.train.steps,
       initial=start,
@@ -161,6 +162,8 @@ class Evaluator:
 
   def __init__(self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str):
     self.gan, self.config, self.workdir = gan, config, workdir
+    # Each member is scored with its own seed, so its record equals the one its run alone would write.
+    self.members = member_configs(config)
     self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
     self.direction = metrics_lib.direction(self.metric)
     self._generate = jax.jit(gan.generate)
@@ -175,20 +178,20 @@ class Evaluator:
 
   def run(self, state: GANState, step: int) -> None:
     records = []
-    for m in range(self.config.population):
+    for m, member in enumerate(self.members):
       params, stats = jax.tree.map(lambda a, m=m: a[m], (state.ema_params, state.g_stats))
       generate_fn = evaluate.noise_sampler(
           lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
           self.gan.latent_dim,
-          seed=self.config.seed,
+          seed=member.seed,
       )
       result = evaluate.evaluate(
           generate_fn,
-          self.config,
-          num_samples=self.config.eval.num_samples or None,
-          feature_net=self.config.eval.feature_net,
-          inception_weights=self.config.eval.inception_weights,
-          seed=self.config.seed,
+          member,
+          num_samples=member.eval.num_samples or None,
+          feature_net=member.eval.feature_net,
+          inception_weights=member.eval.inception_weights,
+          seed=member.seed,
           ema=True,
           step=step,
       )

@@ -78,13 +78,26 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str | bool]
 
 def sharded_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Callable:
   """The step train.loop runs: vmapped over the population's members, jit(shard_map) over `mesh`, the state
-  donated, compiled with `compiler_options`."""
-  return parallel.data_parallel(jax.vmap(make_train_step(gan, config)), mesh, compiler_options(config))
+  donated, compiled with `compiler_options`.
+
+  Members always step together, so the step count enters the vmap unbatched: under vmap a `lax.cond` on a
+  batched predicate becomes a select that runs both branches, and lazy regularisation would save nothing.
+  """
+  member_step = make_train_step(gan, config)
+
+  def population_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+    return jax.vmap(member_step, in_axes=(0, 0, None))(state, batch, state.step[0])
+
+  return parallel.data_parallel(population_step, mesh, compiler_options(config))
 
 
-def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GANState, Batch], tuple]:
+def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[..., tuple[GANState, Metrics]]:
+  """One member's step, `(state, batch[, step]) -> (state, metrics)`; `step`, when given, is state.step held
+  outside the member vmap (see sharded_train_step)."""
   d_steps, update = config.train.d_steps, config.train["update"]  # .update is ConfigDict.update
   pen_every, ema_start, clip = config.penalty.every, config.train.ema_start, config.train.weight_clip
+  if not isinstance(pen_every, int) or pen_every < 1:
+    raise ValueError(f"penalty.every={pen_every!r}: expected an integer >= 1 (1: every D update; k: lazy, every k-th)")
   if update not in ("alternating", "simultaneous"):
     raise ValueError(f"train.update={update!r}: expected 'alternating' or 'simultaneous'")
   if update == "simultaneous" and d_steps != 1:
@@ -120,7 +133,7 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GA
   def objectives(d_params, d_stats, real, fake, labels, key, d_count, hp, with_penalty=True):
     """(d_loss [+ penalty], g_loss) from one discriminator pass over real and fake."""
     real_labels_B, fake_labels_B = labels
-    # The penalty's D sees its inputs through the real pass's augmentation: R1 is then the authors' own.
+    # The penalty's D sees its inputs through the matching pass's augmentation: R1 is then the authors' own.
     augment_real = lambda x: augmented(x, key, 4)
     (real_logits_B, real_class_BC), stats = discriminate(
         d_params, d_stats, augment_real(real), real_labels_B, jax.random.fold_in(key, 0)
@@ -140,11 +153,14 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GA
     if gan.penalty_fn is None or not with_penalty:
       return (d_loss, g_loss), (stats, metrics)
     pen_labels_B = fake_labels_B if penalty_on_fakes else real_labels_B
-    d_fn = lambda x: discriminate(d_params, d_stats, augment_real(x), pen_labels_B, jax.random.fold_in(key, 2))[0][0]
+    # R2 sits at the fakes, so its D sees them through the fake pass's augmentation.
+    augment_pen = (lambda x: augmented(x, key, 5)) if penalty_on_fakes else augment_real
+    d_fn = lambda x: discriminate(d_params, d_stats, augment_pen(x), pen_labels_B, jax.random.fold_in(key, 2))[0][0]
     pen_key = jax.random.fold_in(jax.random.fold_in(key, 3), lax.axis_index(parallel.AXIS))
     compute = lambda: gan.penalty_fn(d_fn, real, fake, pen_key)
-    # Lazy regularisation (Karras et al. 2020): every k updates, with weight * k.
-    pen = compute() if pen_every == 1 else lax.cond(d_count % pen_every == 0, compute, lambda: 0.0)
+    # Lazy regularisation (Karras et al. 2020): on D updates k, 2k, ... (counting from 1), with weight * k. The
+    # step logs its last D update's penalty, so a log_every * d_steps that k divides logs it where it applies.
+    pen = compute() if pen_every == 1 else lax.cond((d_count + 1) % pen_every == 0, compute, lambda: 0.0)
     metrics["penalty"] = parallel.pmean(pen)
     return (d_loss + hp["penalty_weight"] * pen_every * pen, g_loss), (stats, metrics)
 
@@ -161,10 +177,10 @@ def make_train_step(gan: GAN, config: ml_collections.ConfigDict) -> Callable[[GA
     grads, (d_stats, metrics) = jax.grad(d_total, has_aux=True)(d_params)
     return (*apply_d(d_params, d_opt, grads, hp), d_stats, metrics)
 
-  def step_fn(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
+  def step_fn(state: GANState, batch: Batch, step: jax.Array | None = None) -> tuple[GANState, Metrics]:
     x_KB = batch["x"]
     B = x_KB.shape[1]
-    hp, d_base = state.hparams, state.step * d_steps
+    hp, d_base = state.hparams, (state.step if step is None else step) * d_steps
     # key's children: k < d_steps for D update k, d_steps for the G update, d_steps + 1 + k for fake labels.
     key = jax.random.fold_in(state.rng, state.step)
     keys = [jax.random.split(jax.random.fold_in(key, k), 3) for k in range(d_steps)]

@@ -52,35 +52,41 @@ def save_samples(
 
 
 class MetricsWriter:
-  """Appends one JSON object per log step; on resume drops lines past the restored step."""
+  """Appends one JSON object per log step; on resume drops lines past the restored step.
 
-  def __init__(self, workdir: str, resume_step: int, tensorboard: bool = True):
+  Only the primary process (process 0 of a multi-host run) writes: every process holds the same metrics,
+  and N of them appending to (and, on resume, rewriting) one file on a shared filesystem would garble it.
+  """
+
+  def __init__(self, workdir: str, resume_step: int, primary: bool = True):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self._file = self._tb = None
+    if not primary:
+      return
     if os.path.exists(self.path):
       kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
       with open(self.path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in kept)
     self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
-    self._tb = None
-    if tensorboard:
-      from tensorboardX import SummaryWriter
+    from tensorboardX import SummaryWriter
 
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
     """One record; `member` tags the records of a population's members."""
+    if self._file is None:
+      return
     tagged = {} if member is None else {"member": member}
     record = {"step": int(step), **tagged, **{k: float(v) for k, v in scalars.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
-    if self._tb is not None:
-      prefix = "" if member is None else f"member_{member}/"
-      for k, v in scalars.items():
-        self._tb.add_scalar(prefix + k, float(v), int(step))
+    prefix = "" if member is None else f"member_{member}/"
+    for k, v in scalars.items():
+      self._tb.add_scalar(prefix + k, float(v), int(step))
 
   def close(self) -> None:
-    self._file.close()
-    if self._tb is not None:
+    if self._file is not None:
+      self._file.close()
       self._tb.close()
 
 
