@@ -12,7 +12,7 @@ import numpy as np
 
 from gan_jax import checkpoint, data, losses, models
 from gan_jax import config as config_lib
-from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
 
@@ -61,8 +61,8 @@ def member_variables(run: Run, member: int = 0, ema: bool = True) -> tuple[dict,
   if not 0 <= member < K:
     raise ValueError(f"member={member}: expected 0..{K - 1} for this population of {K}")
   s = run.state
-  g_params, g_stats, d_params, d_stats = jax.tree.map(
-      lambda a: a[member], (s.ema_params if ema else s.g_params, s.g_stats, s.d_params, s.d_stats)
+  g_params, g_stats, d_params, d_stats = take_member(
+      (s.ema_params if ema else s.g_params, s.g_stats, s.d_params, s.d_stats), member
   )
   return {"params": g_params, **g_stats}, {"params": d_params, **d_stats}
 

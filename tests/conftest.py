@@ -2,10 +2,26 @@
 
 import os
 
+# LLVM at -O1: the tests run a few steps of tiny models, so compiling is most of their time. -O1 compiles
+# nearly as fast as -O0 (one 8-device test: 20.3 s, against 19.7 s at -O0 and 22.9 s at the default) but
+# does not slow the tests that run many steps (an f-AnoGAN encoder's 300: 23.6 s, 96 s at -O0). Every
+# comparison in the tests is between programs compiled alike.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
+
+# One persistent XLA cache for the session's workers (pytest-xdist gives them one run id): the many tests that
+# build the same small step (same shapes, same options) compile it once. Fresh per session, and set before any
+# test module compiles anything, so no test sees another session's cache.
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), f"gan_jax_tests_xla_{_RUN}"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import gzip  # noqa: E402
 import struct  # noqa: E402

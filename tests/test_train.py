@@ -193,6 +193,17 @@ def test_only_the_primary_process_writes_metrics(tmp_path):
   assert read_jsonl(str(tmp_path / "metrics.jsonl"))[1] == {"step": 4, "d_loss": 0.25}
 
 
+def test_tensorboard_writer_loads_without_torch():
+  """tensorboardX would import torch (the [bench] extra) in every run: ~4 s per sweep point on 2 cores."""
+  import subprocess
+  import sys
+
+  code = ("import sys; from gan_jax.train.writers import summary_writer_class; "
+          "w = summary_writer_class(); print(w.__name__, 'torch' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+  assert out.split() == ["SummaryWriter", "False"]
+
+
 def test_custom_loss_by_dotted_path_trains(tmp_path):
   """The shipped example (the experiment file is also the loss's module) vs the same function as a callable."""
   exp = os.path.join(os.path.dirname(__file__), "..", "experiments", "custom_loss_example.py")

@@ -18,7 +18,7 @@ from gan_jax import checkpoint, data, evaluate, parallel
 from gan_jax import config as config_lib
 from gan_jax import metrics as metrics_lib
 from gan_jax.data import synthetic
-from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 from gan_jax.train.step import sharded_train_step
 from gan_jax.train.writers import MetricsWriter, save_samples
@@ -148,7 +148,7 @@ class Sampler:
     """Member 0's samples (the only member of a plain run)."""
     if jax.process_index() != 0:
       return
-    member = jax.tree.map(lambda a: a[0], (state.ema_params, state.g_stats))
+    member = take_member((state.ema_params, state.g_stats), 0)
     samples = np.asarray(self._generate(*member, jnp.asarray(self.z_NZ)))
     save_samples(os.path.join(workdir, "samples", f"step_{step:07d}.png"), samples, self.kind, self.reference)
 
@@ -179,7 +179,7 @@ class Evaluator:
   def run(self, state: GANState, step: int) -> None:
     records = []
     for m, member in enumerate(self.members):
-      params, stats = jax.tree.map(lambda a, m=m: a[m], (state.ema_params, state.g_stats))
+      params, stats = take_member((state.ema_params, state.g_stats), m)
       generate_fn = evaluate.noise_sampler(
           lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
           self.gan.latent_dim,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,24 @@ def save_samples(
   plt.close(fig)
 
 
+def summary_writer_class() -> type:
+  """tensorboardX's SummaryWriter, imported without torch.
+
+  tensorboardX imports torch whenever it is installed (the `[bench]` extra), only to accept torch tensors.
+  That import takes about 4 s on a 2-core CPU, in every `gan-jax train` process of a sweep; scalars need none
+  of it, so the import is blocked while tensorboardX loads (it falls back to numpy without torch).
+  """
+  blocked = "torch" not in sys.modules
+  if blocked:
+    sys.modules["torch"] = None  # `import torch` now raises ImportError
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    if blocked:
+      del sys.modules["torch"]
+  return SummaryWriter
+
+
 class MetricsWriter:
   """Appends one JSON object per log step; on resume drops lines past the restored step.
 
@@ -68,9 +87,7 @@ class MetricsWriter:
       with open(self.path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in kept)
     self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
-    from tensorboardX import SummaryWriter
-
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+    self._tb = summary_writer_class()(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
   def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
     """One record; `member` tags the records of a population's members."""
