@@ -20,7 +20,7 @@ import jax  # noqa: E402
 # test module compiles anything, so no test sees another session's cache.
 _RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
 jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), f"gan_jax_tests_xla_{_RUN}"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # tiny programs: not worth the I/O
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import gzip  # noqa: E402
