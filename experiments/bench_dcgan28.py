@@ -10,6 +10,9 @@ update. No EMA: the reference implementations keep none, and the benchmark times
 
 Measured by `make bench` (BENCHMARKS.md), paired in one process with the PyTorch 2.13 eager version of this
 step (gan_jax/bench_torch.py); targets 1x and 1.5x:
+- 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-02 10:41: 61.0 ms per step, 1049 images/s; paired,
+  1100 against 1351 images/s, so 0.82x. 42% of the f32 matmul ceiling (336-362 GFLOP/s); compile 2.4 s cold,
+  0.7 s cached. Simultaneous: 1156 images/s.
 - 2-core AMD EPYC with AVX2, 2026-12-02 05:26: 149.8 ms per step, 427 images/s; paired, 475 against 397
   images/s, so 1.24x. 49% of the f32 matmul ceiling (119-124 GFLOP/s); compile 6.3 s cold, 1.7 s cached.
 - 2-core AMD EPYC with AVX-512, 2026-12-02 01:33: 86.9 ms, 736 images/s; paired, 713 against 778, so 0.88x.

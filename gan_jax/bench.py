@@ -82,7 +82,7 @@ REFERENCES = (
     ("mlp_gan", "f32 alternating", "straightforward Flax/XLA", 3200, 3200),
 )
 REFERENCE_CPU = "2-core AMD EPYC with AVX-512"
-REFERENCE_ISA = "AVX-512"
+REFERENCE_MODEL, REFERENCE_ISA = "AMD EPYC", "AVX-512"  # as machine() reports them
 COLD_COMPILE_TARGET_S, CACHED_COMPILE_TARGET_S, PIPELINE_TARGET_X = 15.0, 3.0, 10.0
 # (experiment, variant, multiple of the reference's midpoint) the step should reach.
 THROUGHPUT_TARGETS = (
@@ -365,8 +365,9 @@ def summary(row: dict[str, Any]) -> str:
 
 
 def vector_isa(cpu_flags: str | None = None) -> str:
-  """The widest x86 vector extension the CPU reports ("AVX-512", "AVX2", ...): XLA:CPU and oneDNN pick
-  their kernels by it, so step times, and these benchmarks' ratios, move with it."""
+  """The widest x86 vector extension the CPU reports ("AVX-512", "AVX2", ...), and its bfloat16 matrix unit
+  ("AVX-512, AMX-BF16"): XLA:CPU and oneDNN pick their kernels by them, so step times, and these benchmarks'
+  ratios, move with them (oneDNN's bfloat16 matmuls run on AMX; XLA:CPU's do not)."""
   if cpu_flags is None:
     try:
       lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -374,9 +375,10 @@ def vector_isa(cpu_flags: str | None = None) -> str:
     except OSError:
       return platform.machine() or "unknown"
   flags = set(cpu_flags.split(":", 1)[-1].split())
+  matrix = ", AMX-BF16" if "amx_bf16" in flags else ""
   for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2")):
     if flag in flags:
-      return name
+      return name + matrix
   return platform.machine() or "unknown"
 
 
@@ -493,8 +495,10 @@ def references(rows: list[dict[str, Any]]) -> list[tuple]:
 
 def other_machine(info: dict[str, str]) -> str:
   """A warning when this run's CPU is not the one the stored reference rates were measured on."""
-  isa = info.get("isa", REFERENCE_ISA)
-  return "" if isa == REFERENCE_ISA else f" (this run's CPU has {isa}: those ratios compare two machines)"
+  isa, model = info.get("isa", REFERENCE_ISA), info.get("cpu", REFERENCE_MODEL).split(",")[0]
+  if isa == REFERENCE_ISA and REFERENCE_MODEL in model:
+    return ""
+  return f" (this run's CPU is {model} with {isa}: those ratios compare two machines)"
 
 
 def targets(rows: list[dict[str, Any]], torch_runs: dict[str, dict[str, Any]] | None = None,

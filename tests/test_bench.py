@@ -55,14 +55,19 @@ def test_pytorch_rates_paired_in_the_run_replace_the_stored_ones():
 def test_stored_references_are_flagged_on_another_cpu():
   assert bench.vector_isa("flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw") == "AVX-512"
   assert bench.vector_isa("flags\t\t: fpu sse4_2 avx avx2 fma sha_ni") == "AVX2"
+  assert bench.vector_isa("flags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile") == "AVX-512, AMX-BF16"
   rows = [row("mlp_gan", "f32 alternating", 0.016)]
   ceilings = {"float32": (100.0, 100.0), "bfloat16": (1.0, 1.0)}
-  same = bench.report(rows, {"cpu": "test", "isa": "AVX-512"}, ceilings, ("1", "2"), "x")
-  other = bench.report(rows, {"cpu": "test", "isa": "AVX2"}, ceilings, ("1", "2"), "x")
-  assert "compare two machines" not in same
+  def report(cpu, isa):
+    return bench.report(rows, {"cpu": f"{cpu}, 2 cores", "isa": isa}, ceilings, ("1", "2"), "x")
+  same = report("AMD EPYC 9R14 96-Core Processor", "AVX-512")
   verdict = "mlp_gan f32 alternating >= 2.5x PyTorch eager (3750 images/s): 4000, met"
-  assert f"{verdict}\n" in same
-  assert f"{verdict} (this run's CPU has AVX2: those ratios compare two machines)" in other
+  assert "compare two machines" not in same and f"{verdict}\n" in same
+  assert f"{verdict} (this run's CPU is AMD EPYC 7B13 with AVX2: those ratios compare two machines)" in report(
+      "AMD EPYC 7B13", "AVX2")
+  # The same vector ISA on another maker's CPU is another machine too.
+  assert "(this run's CPU is Intel(R) Xeon(R) Processor with AVX-512, AMX-BF16: those ratios" in report(
+      "Intel(R) Xeon(R) Processor", "AVX-512, AMX-BF16")
 
 
 def test_pytorch_reference_networks_are_the_bench_experiments():
