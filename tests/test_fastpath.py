@@ -19,7 +19,7 @@ from gan_jax import config as config_lib
 from gan_jax import parallel
 from gan_jax.data import DatasetInfo
 from gan_jax.models.dcgan import DCGANGenerator, _num_upsamples
-from gan_jax.models.layers import Dense, SubPixelConvTranspose, batch_norm, dcgan_init
+from gan_jax.models.layers import ConvTranspose4x4S2, Dense, batch_norm, dcgan_init
 from gan_jax.train import step as step_lib
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import create_gan, init_state
@@ -96,10 +96,10 @@ def test_one_device_step_runs_no_collectives_and_updates_in_place(monkeypatch):
 @pytest.mark.parametrize(
     "shape_BHWC, features, use_bias", [((3, 7, 7, 16), 8, False), ((2, 5, 6, 3), 4, True), ((2, 1, 1, 2), 1, True)]
 )
-def test_sub_pixel_conv_transpose_matches_flax(shape_BHWC, features, use_bias):
+def test_conv_transpose_4x4_s2_matches_flax(shape_BHWC, features, use_bias):
   x = normal(0, shape_BHWC)
   init = dict(use_bias=use_bias, bias_init=nn.initializers.normal(1.0))
-  fast, plain = SubPixelConvTranspose(features, **init), nn.ConvTranspose(features, (4, 4), (2, 2), "SAME", **init)
+  fast, plain = ConvTranspose4x4S2(features, **init), nn.ConvTranspose(features, (4, 4), (2, 2), "SAME", **init)
   key = jax.random.PRNGKey(1)
   fast_variables, variables = jax.jit(lambda x: (fast.init(key, x), plain.init(key, x)))(x)
   assert_trees_close(fast_variables, variables)  # same parameters, same initial values

@@ -17,7 +17,7 @@ from test_train import ring_config
 from gan_jax import config as config_lib
 from gan_jax import models, parallel
 from gan_jax.data import DatasetInfo
-from gan_jax.models.layers import SubPixelConvTranspose
+from gan_jax.models.layers import ConvTranspose4x4S2
 from gan_jax.train import loop
 from gan_jax.train.state import HPARAMS, create_gan, init_state
 from gan_jax.train.step import make_train_step
@@ -25,7 +25,7 @@ from gan_jax.train.writers import read_jsonl
 
 RING8 = DatasetInfo("ring8", "points", (2,), 8, None)
 FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
-LAYERS = (nn.Dense, nn.Conv, nn.ConvTranspose, SubPixelConvTranspose)
+LAYERS = (nn.Dense, nn.Conv, nn.ConvTranspose, ConvTranspose4x4S2)
 
 
 def bf16_config(model: str):

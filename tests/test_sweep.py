@@ -170,6 +170,12 @@ def test_dry_run_and_validation(tmp_path, capsys):
   bad = write_experiment(tmp_path, 'return [{"model.widht": 3}]', "bad.py")
   with pytest.raises(ValueError, match="model.widht=3: unknown config key"):
     load_sweep(bad)
+  typo = write_experiment(tmp_path, 'return [{"loss.name": "hinge"}, {"loss.name": "hinj"}]', "typo.py")
+  with pytest.raises(ValueError, match=r"sweep point loss.name=hinj: unknown loss 'hinj'; expected one of"):
+    load_sweep(typo)  # before any point trains
+  penalty = write_experiment(tmp_path, 'return [{"penalty.name": "r3"}]', "penalty.py")
+  with pytest.raises(ValueError, match=r"sweep point penalty.name=r3: unknown penalty 'r3'"):
+    load_sweep(penalty)
   cfg = config_lib.base_config()
   assert resources(cfg)["gpus_per_node"] == 1
   cfg.slurm = {"partition": "gpu", "gpus_per_node": 4, "account": "lab"}
@@ -215,6 +221,11 @@ def test_local_launcher_isolates_failures_and_retries_only_them(tmp_path, capsys
     else:
       assert second[name] == first[name] and log == logs[name]
   assert "4 points, 3 done already, running 1" in capsys.readouterr().err
+  assert sweep_main(["--config", exp, "--workdir", out, "--dry-run"]) == 0  # lists what is left to run
+  printed = capsys.readouterr()
+  assert printed.out.splitlines() == [f'{failed.name}\t{{"seed": 0, "model.name": "nope"}}']
+  assert "4 points, 3 done already, would run 1" in printed.err
+  assert {p.name: p for p in Manifest.load(out).points} == second  # and writes nothing
 
 
 def test_interrupted_points_stay_running_and_rerun(tmp_path, monkeypatch):
@@ -259,9 +270,11 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
       point = {"loss.name": loss, "seed": seed}
       name = point_name(point)
       d_loss, fids, modes, scores = rng.normal(), rng.uniform(5, 50, 3), rng.integers(0, 9, 3), rng.uniform(1, 9, 3)
-      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i]), "is_mean": float(scores[i])}
-               for i in range(3)]
-      best_is[name] = scores.max()  # the Inception Score's mean: larger is better
+      spreads = rng.uniform(0, 1, 3)
+      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i]), "is_mean": float(scores[i]),
+                "is_std": float(spreads[i])} for i in range(3)]
+      # The Inception Score's mean: larger is better; its std is the one of that evaluation.
+      best_is[name] = scores.max(), spreads[scores.argmax()]
       write_run(tmp_path, name, [{"step": 5, "d_loss": 9.0}, {"step": 10, "d_loss": d_loss, "g_loss": 1.0}], evals)
       expected[name] = (d_loss, fids.min(), modes.max())
       records.append(PointRecord(name, point, str(tmp_path / name), "done", 0))
@@ -279,7 +292,7 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
   for r in done:
     d_loss, fid, modes = expected[r["name"]]
     assert float(r["final.d_loss"]) == d_loss and float(r["best.fid"]) == fid and float(r["best.modes"]) == modes
-    assert r["final.step"] == "10" and float(r["best.is_mean"]) == best_is[r["name"]]
+    assert r["final.step"] == "10" and (float(r["best.is_mean"]), float(r["best.is_std"])) == best_is[r["name"]]
 
   by_seed = {r["loss.name"]: r for r in rows_of(tmp_path / "results_by_seed.csv")}
   assert set(by_seed) == {"hinge", "wgan"} and "seed" not in rows_of(tmp_path / "results_by_seed.csv")[0]
@@ -310,7 +323,7 @@ def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, 
       'return product(sweep("optim.d.lr", [1e-3, 2e-4]), seeds(2)) '
       '+ [{"loss.name": "hinge", "seed": 0}, {"loss.name": "hinge", "seed": 1, "train.ema_decay": 0.0}] '
       '+ [{"seed": 7, "model.g_width": 8}, {"seed": 8, "model.d_width": 8}, {"seed": 9, "population": 2}] '
-      '+ [{"loss.name": "wgan", "seed": 3}]',
+      '+ [{"loss.name": "wasserstein", "seed": 3}]',
   )
   plan = load_sweep(exp)
   groups = group_points(plan.names, plan.points, plan.configs)

@@ -194,17 +194,14 @@ def discriminator_head(
   return logits_B + jnp.sum(embed_BF * h_BF, axis=-1)
 
 
-class SubPixelConvTranspose(nn.Module):
-  """`nn.ConvTranspose(features, (4, 4), (2, 2), "SAME")` as one matmul per pass: same parameters, same maps.
+class ConvTranspose4x4S2(nn.Module):
+  """`nn.ConvTranspose(features, (4, 4), (2, 2), "SAME")` with its gradients as two matmuls: same parameters, same maps.
 
   XLA runs a strided transposed convolution as a convolution over the input dilated with zeros, and on CPU
-  the kernel gradient of that form costs ~25x its forward pass (the whole DCGAN step, 2.5x). Here output
-  pixel (2i - 1 + r, 2j - 1 + s), r, s in {0, 1}, depends only on the 2x2 input window at (i - 1, j - 1):
-  so the windows of the once-padded input [B, H+1, W+1, 4*C_in] times the kernel rearranged to
-  [4*C_in, 4*features] give all four phases, and depth-to-space plus a one-pixel crop the output. Forward,
-  input and kernel gradients are then plain matmuls (the gradients in column form: conv_transpose_4x4_s2).
-  The parameters ("kernel" [4, 4, C_in, features] in
-  flax's layout, "bias") are flax's, so checkpoints move freely between the two layers.
+  the kernel gradient autodiff derives from that form costs ~25x its forward pass (the whole DCGAN step,
+  2.5x). Here the forward pass stays XLA's and the gradients take the column form of
+  `conv_transpose_4x4_s2`. The parameters ("kernel" [4, 4, C_in, features] in flax's layout, "bias") are
+  flax's, so checkpoints move freely between the two layers.
   """
 
   features: int
@@ -224,32 +221,24 @@ class SubPixelConvTranspose(nn.Module):
     return y + bias if bias is not None else y
 
 
-def _subpixel_forward(x_BHWC: jax.Array, kernel_HWIO: jax.Array) -> jax.Array:
-  """All four output phases from one matmul over the 2x2 windows, then depth-to-space and the crop."""
-  B, H, W, _ = x_BHWC.shape
-  features = kernel_HWIO.shape[-1]
-  padded = jnp.pad(x_BHWC, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  windows_BHWK = jnp.concatenate([padded[:, a:a + H + 1, b:b + W + 1] for a in (0, 1) for b in (0, 1)], axis=-1)
-  phases_BHWP = matmul(windows_BHWK, _phase_kernel(kernel_HWIO))
-  y = phases_BHWP.reshape(B, H + 1, W + 1, 2, 2, features).transpose(0, 1, 3, 2, 4, 5)
-  return y.reshape(B, 2 * H + 2, 2 * W + 2, features)[:, 1:-1, 1:-1]
+def _xla_conv_transpose(x_BHWC: jax.Array, kernel_HWIO: jax.Array) -> jax.Array:
+  return lax.conv_transpose(x_BHWC, kernel_HWIO, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 @jax.custom_vjp
 def conv_transpose_4x4_s2(x_BHWC: jax.Array, kernel_HWIO: jax.Array) -> jax.Array:
-  """lax.conv_transpose(x, kernel, (2, 2), "SAME") for a 4x4 kernel: sub-pixel forward, column-form gradients.
+  """lax.conv_transpose(x, kernel, (2, 2), "SAME") for a 4x4 kernel: XLA's forward, column-form gradients.
 
-  The forward pass is the sub-pixel matmul. The gradients take the column form instead: y[2n + 2 - t]
-  sums x[n] K[t], so with dy gathered into columns dcols [B, H, W, 16 * F] both are one matmul each,
-  dx = dcols @ K^T and dK = x^T @ dcols, over H * W rows instead of the sub-pixel (H + 1) * (W + 1): at 7x7,
-  0.77x the FLOPs. This runs the DCGAN-28 step 1.06-1.09x faster (README, Speed). The column form's forward
-  (a matmul, then overlap-adding 16 taps) measured 2x slower than the sub-pixel one on this CPU.
+  y[2n + 2 - t] sums x[n] K[t], so with dy gathered into columns dcols [B, H, W, 16 * F] both gradients
+  are one matmul each, dx = dcols @ K^T and dK = x^T @ dcols. Forward passes tried instead, all slower on
+  CPU (README, Speed): a sub-pixel matmul over the 2x2 windows of the padded input (1.2x slower on the
+  DCGAN-28 step), one matmul per output phase, and the column form's matmul then overlap-add.
   """
-  return _subpixel_forward(x_BHWC, kernel_HWIO)
+  return _xla_conv_transpose(x_BHWC, kernel_HWIO)
 
 
 def _conv_transpose_fwd(x_BHWC, kernel_HWIO):
-  return _subpixel_forward(x_BHWC, kernel_HWIO), (x_BHWC, kernel_HWIO)
+  return _xla_conv_transpose(x_BHWC, kernel_HWIO), (x_BHWC, kernel_HWIO)
 
 
 def _conv_transpose_bwd(residuals, dy_BYXO):
@@ -268,14 +257,3 @@ def _conv_transpose_bwd(residuals, dy_BYXO):
 
 
 conv_transpose_4x4_s2.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)
-
-
-def _phase_kernel(kernel_HWIO: jax.Array) -> jax.Array:
-  """[4, 4, I, O] -> [(a, b, I), (r, s, O)]: tap (2a + 1 - r, 2b + 1 - s) links window cell (a, b) to phase (r, s).
-
-  With SAME padding, lax.conv_transpose pads the dilated input by 2: output 2i - 1 + r reads input i - 1 + a
-  through tap 2a + 1 - r.
-  """
-  *_, c_in, c_out = kernel_HWIO.shape
-  taps = kernel_HWIO.reshape(2, 2, 2, 2, c_in, c_out)[:, ::-1, :, ::-1]  # [a, r, b, s, I, O] after the flips
-  return taps.transpose(0, 2, 4, 1, 3, 5).reshape(4 * c_in, 4 * c_out)

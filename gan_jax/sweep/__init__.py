@@ -80,10 +80,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
       default=1,
       metavar="MAX",
       help="train points that differ only in seed and float hyperparameters as one population run per group "
-      "(of at most MAX members)",
+      "(of at most MAX members; no MAX or 0: no limit)",
   )
   p.add_argument(
-      "--dry-run", action="store_true", help="print each run's name and overrides (and its points), run nothing"
+      "--dry-run", action="store_true", help="print each run still to do (name, overrides, points), write nothing"
   )
   p.add_argument("--report", metavar="DIR", help="only (re)write DIR/results.{csv,md} of an existing sweep")
   p.add_argument("--metric", help="sort the results by this metric (default: fid, else modes)")
@@ -106,20 +106,19 @@ def run(args: argparse.Namespace) -> int:
   max_members = args.vectorize or None  # 1 without --vectorize: every point alone.
 
   plan = launch.load_sweep(args.config)
-  if args.dry_run:
-    groups = vectorize.group_points(plan.names, plan.points, plan.configs, max_members)
-    print(vectorize.describe(groups, dict(zip(plan.names, plan.points, strict=True))), end="")
-    return 0
-
-  manifest, records = launch.sync_manifest(plan, args.workdir)
+  manifest, records = launch.sync_manifest(plan, args.workdir, save=not args.dry_run)
   configs = {r.name: c for r, c in zip(records, plan.configs, strict=True)}  # an earlier record keeps its name
   todo = [r for r in records if r.status != "done"]
   groups = vectorize.regroup(todo, configs, max_members)
+  runs = f" as {len(groups)} runs" if len(groups) != len(todo) else ""
+  verb = "would run" if args.dry_run else "running"
+  done = len(records) - len(todo)
+  print(f"sweep: {len(records)} points, {done} done already, {verb} {len(todo)}{runs}", file=sys.stderr)
+  if args.dry_run:
+    print(vectorize.describe(groups, {r.name: r.overrides for r in todo}), end="")
+    return 0
   jobs = launch.make_jobs(groups, todo, args.workdir)
   manifest.save(args.workdir)
-  runs = f" as {len(jobs)} runs" if len(jobs) != len(todo) else ""
-  done = len(records) - len(todo)
-  print(f"sweep: {len(records)} points, {done} done already, running {len(todo)}{runs}", file=sys.stderr)
   if args.launcher == "local":
     launch.run_local(manifest, args.workdir, jobs, args.parallel or launch.default_parallel())
   else:

@@ -26,6 +26,7 @@ from gan_jax import config as config_lib
 from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
+from gan_jax.train import state
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
@@ -42,7 +43,7 @@ class Sweep:
 
 
 def load_sweep(spec: str) -> Sweep:
-  """Calls the experiment's `get_sweep(arg)` and checks every point against its config."""
+  """Calls the experiment's `get_sweep(arg)` and checks every point: its keys, loss, penalty and optimizers."""
   path, sep, arg = spec.partition(":")
   module = config_lib.import_file(path)
   if not hasattr(module, "get_sweep"):
@@ -60,15 +61,18 @@ def load_sweep(spec: str) -> Sweep:
     cfg = base.copy_and_resolve_references()
     try:
       config_lib.apply_overrides(cfg, point)
-    except (KeyError, ValueError, TypeError) as e:
+      state.objective(cfg)
+      state.make_optimizer(cfg.optim.g, cfg.train.steps)
+      state.make_optimizer(cfg.optim.d, cfg.train.steps * cfg.train.d_steps)
+    except (KeyError, ValueError, TypeError, ImportError) as e:
       msg = e.args[0] if isinstance(e, KeyError) and e.args else e
       raise ValueError(f"sweep point {name}: {msg}") from e
     configs.append(cfg)
   return Sweep(os.path.abspath(path) + sep + arg, names, points, configs)
 
 
-def sync_manifest(sweep: Sweep, directory: str) -> tuple[Manifest, list[PointRecord]]:
-  """The manifest for this sweep and its records in sweep order.
+def sync_manifest(sweep: Sweep, directory: str, save: bool = True) -> tuple[Manifest, list[PointRecord]]:
+  """The manifest for this sweep and its records in sweep order, saved unless `save` is False (--dry-run).
 
   Records of unchanged points keep their status. A point is the same point when its overrides are, whatever
   their order: a sweep rewritten as `product(seeds(3), losses)` instead of `product(losses, seeds(3))` names
@@ -91,7 +95,8 @@ def sync_manifest(sweep: Sweep, directory: str) -> tuple[Manifest, list[PointRec
       record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name))
     records.append(record)
   manifest = Manifest(sweep.config, records + list(previous.values()))
-  manifest.save(directory)
+  if save:
+    manifest.save(directory)
   return manifest, records
 
 

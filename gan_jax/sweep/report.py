@@ -1,7 +1,8 @@
 """A sweep's results table: DIR/results.csv, DIR/results.md and DIR/results_by_seed.csv.
 
 Per point: its overrides, status, `final.*` (the last line of metrics.jsonl and the last evaluation)
-and `best.*` (the best value of each metric over eval.jsonl, each on its own); a point trained as
+and `best.*` (the best value of each metric over eval.jsonl, each on its own, and a `*_std` from the
+evaluation where its `*_mean` is best); a point trained as
 member m of a population (`sweep --vectorize`) reads the rows tagged `"member": m` in its group's
 files. Seed aggregation groups
 points whose overrides differ only in `seed` and gives mean ± sample std (ddof=1) over the done ones.
@@ -46,9 +47,15 @@ def point_row(directory: str, name: str, member: int | None = None) -> dict[str,
   if evals:
     row.update({f"final.{k}": v for k, v in evals[-1].items() if k not in ("step", "member") and _number(v)})
   for key in dict.fromkeys(k for e in evals for k in e if k not in ("step", "member")):
-    values = [e[key] for e in evals if _number(e.get(key))]
-    if values:
-      row[f"best.{key}"] = max(values) if direction(key) == "max" else min(values)
+    if key.endswith("_std"):
+      continue  # a spread, not a score: its best is the one beside its mean's best
+    scored = [e for e in evals if _number(e.get(key))]
+    if scored:
+      best = (max if direction(key) == "max" else min)(scored, key=lambda e: e[key])
+      row[f"best.{key}"] = best[key]
+      spread = key.removesuffix("_mean") + "_std"
+      if key.endswith("_mean") and _number(best.get(spread)):
+        row[f"best.{spread}"] = best[spread]
   return row
 
 

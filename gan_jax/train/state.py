@@ -96,13 +96,24 @@ def _unit_schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Sc
   return optax.join_schedules([warmup, decays[opt.schedule]()], [opt.warmup_steps])
 
 
-def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=None) -> GAN:
-  """Builds the static pieces by name from the config; `loss_fn` overrides `loss.name`."""
-  generator, discriminator = models.get(config.model, info, config.train.compute_dtype)
+def objective(
+    config: ml_collections.ConfigDict, loss_fn: losses.LossFn | None = None
+) -> tuple[losses.LossFn, penalties.PenaltyFn | None]:
+  """The loss (checked on sample logits) and penalty the config names; `loss_fn` overrides `loss.name`.
+
+  Also called by `gan-jax sweep` on every point before any trains, so a misspelt name stops the sweep at once.
+  """
   loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
   losses.check(loss)
   options = {"one_sided": True} if config.penalty.one_sided else {}
   penalty = None if config.penalty.name == "none" else penalties.get(config.penalty.name, **options)
+  return loss, penalty
+
+
+def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=None) -> GAN:
+  """Builds the static pieces by name from the config; `loss_fn` overrides `loss.name`."""
+  generator, discriminator = models.get(config.model, info, config.train.compute_dtype)
+  loss, penalty = objective(config, loss_fn)
   return GAN(
       generator=generator,
       discriminator=discriminator,
