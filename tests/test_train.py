@@ -85,8 +85,10 @@ class Interrupted(Exception):
   pass
 
 
-def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch):
-  loop.train_and_evaluate(ring_config(), str(tmp_path / "full"))
+def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch, capsys):
+  config = lambda: ring_config(**{"eval.every": 2, "eval.num_samples": 256})
+  loop.train_and_evaluate(config(), str(tmp_path / "full"))
+  full_best = [line for line in capsys.readouterr().err.splitlines() if line.startswith("best modes")]
   real = data.make_batches
 
   def dies_at_step_five(config, **kw):
@@ -97,11 +99,20 @@ def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch):
 
   monkeypatch.setattr(data, "make_batches", dies_at_step_five)
   with pytest.raises(Interrupted):
-    loop.train_and_evaluate(ring_config(), str(tmp_path / "resumed"))
+    loop.train_and_evaluate(config(), str(tmp_path / "resumed"))
   assert [r["step"] for r in losses_of(tmp_path / "resumed")] == [1, 2, 3, 4]
+  assert [r["step"] for r in read_jsonl(tmp_path / "resumed" / "eval.jsonl")] == [2, 4]
   monkeypatch.setattr(data, "make_batches", real)
-  loop.train_and_evaluate(ring_config(), str(tmp_path / "resumed"))  # resumes from step 3
+  capsys.readouterr()
+  loop.train_and_evaluate(config(), str(tmp_path / "resumed"))  # resumes from step 3, evaluates 4 again
   assert losses_of(tmp_path / "resumed") == losses_of(tmp_path / "full")
+  evals = lambda run: read_jsonl(tmp_path / run / "eval.jsonl")
+  assert [r["step"] for r in evals("resumed")] == [2, 4, 6] and evals("resumed") == evals("full")
+  # The summary's best counts the evaluation at step 2, made before the interruption.
+  assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("best modes")] == full_best
+  assert len(full_best) == 1
+  best_steps = lambda run: sorted(d for d in os.listdir(tmp_path / run / "checkpoints_best") if d.isdigit())
+  assert best_steps("resumed") == best_steps("full") and best_steps("full")
 
 
 @pytest.mark.parametrize("first, then", [(8, 1), (1, 8)])

@@ -21,7 +21,7 @@ from gan_jax.data import synthetic
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 from gan_jax.train.step import sharded_train_step
-from gan_jax.train.writers import MetricsWriter, save_samples
+from gan_jax.train.writers import MetricsWriter, keep_records_until, save_samples
 
 NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
 
@@ -57,7 +57,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   # ------------------------------------------------------------------------ loop
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(gan, config, info)
-  evaluator = Evaluator(gan, config, info, workdir)
+  evaluator = Evaluator(gan, config, info, workdir, resume_step=start)
   writer = MetricsWriter(workdir, resume_step=start, primary=jax.process_index() == 0)
   bar = tqdm.tqdm(
       total=config.train.steps,
@@ -157,10 +157,14 @@ class Evaluator:
   """Scores every member's EMA generator under the evaluation protocol; keeps the best checkpoints.
 
   Records go to eval.jsonl (with `member` in populations); checkpoints_best/ keeps the
-  `checkpoint.keep_best` best states by `eval.best_metric`, averaged over the members.
+  `checkpoint.keep_best` best states by `eval.best_metric`, averaged over the members. A resumed run
+  drops the records and best checkpoints past its checkpoint (it trains and scores those steps again) and
+  counts the earlier records, `gan-jax eval --workdir` rows included, in its best score.
   """
 
-  def __init__(self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str):
+  def __init__(
+      self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str, resume_step: int = 0
+  ):
     self.gan, self.config, self.workdir = gan, config, workdir
     # Each member is scored with its own seed, so its record equals the one its run alone would write.
     self.members = member_configs(config)
@@ -169,12 +173,18 @@ class Evaluator:
     self._generate = jax.jit(gan.generate)
     self.best: dict | None = None
     self.last: list[dict] = []
+    if jax.process_index() == 0:
+      earlier = keep_records_until(os.path.join(workdir, evaluate.EVAL_FILE), resume_step)
+      for step in dict.fromkeys(r["step"] for r in earlier if self.metric in r):
+        self._note_score(step, [r for r in earlier if r["step"] == step and self.metric in r])
     self._best_mngr = None
     if config.checkpoint.keep_best:
       self._best_mngr = checkpoint.manager(
           workdir, config.checkpoint.keep_best, folder="checkpoints_best", best_metric=self.metric,
           best_mode=self.direction,
       )
+      for stale in [s for s in self._best_mngr.all_steps() if s > resume_step]:
+        self._best_mngr.delete(stale)  # from before an interruption: this run trains and scores them again
 
   def run(self, state: GANState, step: int) -> None:
     records = []
@@ -200,14 +210,16 @@ class Evaluator:
       for r in records:
         evaluate.append_record(self.workdir, r)
     self.last = records
-    score = float(np.mean([r[self.metric] for r in records])) if self.metric in records[0] else None
-    if score is not None and (self.best is None or self._better(score, self.best["score"])):
-      self.best = {"step": step, "score": score}
+    score = self._note_score(step, records) if self.metric in records[0] else None
     if self._best_mngr is not None and score is not None:
       self._best_mngr.save(step, args=checkpoint.save_args(state), metrics={self.metric: score}, force=True)
 
-  def _better(self, a: float, b: float) -> bool:
-    return a > b if self.direction == "max" else a < b
+  def _note_score(self, step: int, records: list[dict]) -> float:
+    """The members' mean of the metric at `step`, kept as the best when it beats the best so far."""
+    score = float(np.mean([r[self.metric] for r in records]))
+    if self.best is None or (score > self.best["score"] if self.direction == "max" else score < self.best["score"]):
+      self.best = {"step": step, "score": score}
+    return score
 
   def summarize(self) -> None:
     if not self.last or jax.process_index() != 0:

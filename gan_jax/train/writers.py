@@ -82,10 +82,7 @@ class MetricsWriter:
     self._file = self._tb = None
     if not primary:
       return
-    if os.path.exists(self.path):
-      kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= resume_step]
-      with open(self.path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
+    keep_records_until(self.path, resume_step)
     self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
     self._tb = summary_writer_class()(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
 
@@ -105,6 +102,19 @@ class MetricsWriter:
     if self._file is not None:
       self._file.close()
       self._tb.close()
+
+
+def keep_records_until(path: str, step: int) -> list[dict]:
+  """Drops the records past `step` from the JSON-lines file at `path` (if any); returns those kept.
+
+  A run resumed from its checkpoint at `step` logs and evaluates the later steps again.
+  """
+  if not os.path.exists(path):
+    return []
+  kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+  with open(path, "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in kept)
+  return kept
 
 
 def read_jsonl(path: str) -> list[dict]:
