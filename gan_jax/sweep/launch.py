@@ -62,8 +62,7 @@ def load_sweep(spec: str) -> Sweep:
     try:
       config_lib.apply_overrides(cfg, point)
       state.objective(cfg)
-      state.make_optimizer(cfg.optim.g, cfg.train.steps)
-      state.make_optimizer(cfg.optim.d, cfg.train.steps * cfg.train.d_steps)
+      state.optimizers(cfg)
     except (KeyError, ValueError, TypeError, ImportError) as e:
       msg = e.args[0] if isinstance(e, KeyError) and e.args else e
       raise ValueError(f"sweep point {name}: {msg}") from e

@@ -174,9 +174,12 @@ class Evaluator:
     self.best: dict | None = None
     self.last: list[dict] = []
     if jax.process_index() == 0:
-      earlier = keep_records_until(os.path.join(workdir, evaluate.EVAL_FILE), resume_step)
-      for step in dict.fromkeys(r["step"] for r in earlier if self.metric in r):
-        self._note_score(step, [r for r in earlier if r["step"] == step and self.metric in r])
+      by_step: dict[int, list[dict]] = {}
+      for r in keep_records_until(os.path.join(workdir, evaluate.EVAL_FILE), resume_step):
+        if self.metric in r:
+          by_step.setdefault(r["step"], []).append(r)
+      for step, records in by_step.items():
+        self._note_score(step, records)
     self._best_mngr = None
     if config.checkpoint.keep_best:
       self._best_mngr = checkpoint.manager(
@@ -217,9 +220,12 @@ class Evaluator:
   def _note_score(self, step: int, records: list[dict]) -> float:
     """The members' mean of the metric at `step`, kept as the best when it beats the best so far."""
     score = float(np.mean([r[self.metric] for r in records]))
-    if self.best is None or (score > self.best["score"] if self.direction == "max" else score < self.best["score"]):
+    if self.best is None or self._better(score, self.best["score"]):
       self.best = {"step": step, "score": score}
     return score
+
+  def _better(self, a: float, b: float) -> bool:
+    return a > b if self.direction == "max" else a < b
 
   def summarize(self) -> None:
     if not self.last or jax.process_index() != 0:

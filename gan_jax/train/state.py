@@ -110,15 +110,22 @@ def objective(
   return loss, penalty
 
 
+def optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+  """G's and D's optimizers; D's schedule counts its updates, train.d_steps per step."""
+  return (make_optimizer(config.optim.g, config.train.steps),
+          make_optimizer(config.optim.d, config.train.steps * config.train.d_steps))
+
+
 def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=None) -> GAN:
   """Builds the static pieces by name from the config; `loss_fn` overrides `loss.name`."""
   generator, discriminator = models.get(config.model, info, config.train.compute_dtype)
   loss, penalty = objective(config, loss_fn)
+  g_tx, d_tx = optimizers(config)
   return GAN(
       generator=generator,
       discriminator=discriminator,
-      g_tx=make_optimizer(config.optim.g, config.train.steps),
-      d_tx=make_optimizer(config.optim.d, config.train.steps * config.train.d_steps),
+      g_tx=g_tx,
+      d_tx=d_tx,
       loss_fn=loss,
       penalty_fn=penalty,
       latent_dim=config.model.latent_dim,
