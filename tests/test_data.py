@@ -100,6 +100,17 @@ def test_each_epoch_is_a_new_permutation(cfg):
   assert not np.array_equal(_ids(_take(other_seed, 1, start_step=0, examples_per_step=50)[0]), epoch0)
 
 
+def test_batches_are_slices_of_one_stream_of_seeded_permutations(cfg):
+  # Steps 3-5 at 8 examples and steps 2-3 at 12 both hold stream positions 24..47, across epoch 0's end (50).
+  by_8 = np.concatenate([_ids(b) for b in _take(cfg, 3, start_step=3, examples_per_step=8)])
+  by_12 = np.concatenate([_ids(b) for b in _take(cfg, 2, start_step=2, examples_per_step=12)])
+  np.testing.assert_array_equal(by_8, by_12)
+  # The stream, written out from its definition: epoch e is RandomState's permutation under (seed, stream, e).
+  words = [np.random.SeedSequence([cfg.seed, 0x6F72646572, e]).generate_state(4) for e in (0, 1)]
+  epochs = [np.random.RandomState(w).permutation(NUM_TRAIN) for w in words]
+  np.testing.assert_array_equal(by_8, np.concatenate(epochs)[24:48])
+
+
 @pytest.mark.parametrize("name", ["fashion_mnist", "ring8"])
 def test_resume_sees_what_an_uninterrupted_run_saw(cfg, name):
   c = cfg.copy_and_resolve_references()
