@@ -233,3 +233,38 @@ def test_large_blocks_come_from_the_reused_heap():
   before, after = map(int, out.split())
   assert before >= 48 << 20  # glibc's default: a block this large is its own mapping
   assert after < 48 << 20
+
+
+def test_large_threefry_draws_unroll_and_keep_jax_s_bits():
+  """step.unroll_threefry_on_cpu: draws of THREEFRY_UNROLL_MIN blocks and more lose JAX's CPU while loop,
+  smaller ones (key derivations) keep it, and every draw gives the bits of JAX's own rule."""
+  from jax._src.interpreters import mlir
+  from jax._src.random import threefry2x32
+
+  large = step_lib.THREEFRY_UNROLL_MIN
+
+  def draws(key):  # called anew per lowering: JAX caches a function's lowering
+    ids_B = jnp.arange(8)  # dropout-like masks drawn per example: 8 x large / 8 blocks
+    return (
+        jax.vmap(lambda i: jax.random.bernoulli(jax.random.fold_in(key, i), 0.7, (large // 8,)))(ids_B),
+        jax.random.normal(jax.random.fold_in(key, 1), (3, large)),
+        jax.random.bits(key, (large - 1,)),
+    )
+
+  def lowered():
+    return {"all": jax.jit(lambda k: draws(k)).lower(key),
+            "large": jax.jit(lambda k: jax.random.normal(k, (3, large))).lower(key),
+            "small": jax.jit(lambda k: jax.random.bits(k, (large - 1,))).lower(key)}
+
+  key = jax.random.key(11)
+  try:
+    mlir.register_lowering(threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_cpu_lowering_rule, platform="cpu")
+    jax_rule = lowered()
+    assert step_lib.unroll_threefry_on_cpu()
+    ours = lowered()
+  finally:
+    step_lib.unroll_threefry_on_cpu()
+  assert "while" in jax_rule["large"].as_text() and "while" not in ours["large"].as_text()
+  assert "while" in ours["small"].as_text()
+  for want, got in zip(jax_rule["all"].compile()(key), ours["all"].compile()(key), strict=True):
+    np.testing.assert_array_equal(got, want)

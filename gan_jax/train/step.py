@@ -13,6 +13,7 @@ G update's D passes start from the same collections and their updates are droppe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -76,13 +77,45 @@ def compiler_options(config: ml_collections.ConfigDict) -> dict[str, str | bool]
   return {**CPU_OPTIONS, **CPU_CONVOLUTIONS[choice]} if jax.default_backend() == "cpu" else {}
 
 
+# Draws of at least this many 64-bit blocks unroll (unroll_threefry_on_cpu); smaller ones (key splits and
+# fold_ins, tiny models) keep the while loop, where unrolling would cost compile time and save nothing.
+THREEFRY_UNROLL_MIN = 1024
+
+
+def unroll_threefry_on_cpu() -> bool:
+  """Lowers jax.random's large threefry draws on CPU as straight-line code, as JAX does on GPU and TPU.
+
+  The bits are JAX's own. JAX's CPU rule rolls threefry's 20 rounds into a while loop to save compile time,
+  and every iteration is then a pass over memory of its own; unrolled, a draw fuses into one loop. The MLP
+  GAN's dropout masks for one D pass take 0.22 ms against 0.96 ms, and its step runs 1.05x faster (paired
+  windows, Intel Xeon; DCGAN-28 1.00x). The rules are private JAX names: where they are missing, JAX's own
+  rule stays and False says so. Process-wide, and idempotent.
+  """
+  try:
+    from jax._src.interpreters import mlir
+    from jax._src.random import threefry2x32
+
+    primitive = threefry2x32.threefry2x32_p
+    rolled, unrolled = threefry2x32._threefry2x32_cpu_lowering_rule, threefry2x32._threefry2x32_lowering_rule
+  except (ImportError, AttributeError):
+    return False
+
+  def rule(ctx, *keys_and_counts):
+    blocks = math.prod(ctx.avals_out[0].shape)
+    return (unrolled if blocks >= THREEFRY_UNROLL_MIN else rolled)(ctx, *keys_and_counts)
+
+  mlir.register_lowering(primitive, rule, platform="cpu")
+  return True
+
+
 def sharded_train_step(gan: GAN, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Callable:
   """The step train.loop runs: vmapped over the population's members, jit(shard_map) over `mesh`, the state
-  donated, compiled with `compiler_options`.
+  donated, compiled with `compiler_options`; random draws traced from here on take `unroll_threefry_on_cpu`.
 
   Members always step together, so the step count enters the vmap unbatched: under vmap a `lax.cond` on a
   batched predicate becomes a select that runs both branches, and lazy regularisation would save nothing.
   """
+  unroll_threefry_on_cpu()
   member_step = make_train_step(gan, config)
 
   def population_step(state: GANState, batch: Batch) -> tuple[GANState, Metrics]:
