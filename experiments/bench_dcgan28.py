@@ -10,9 +10,9 @@ update. No EMA: the reference implementations keep none, and the benchmark times
 
 Measured by `make bench` (BENCHMARKS.md), paired in one process with the PyTorch 2.13 eager version of this
 step (gan_jax/bench_torch.py); targets 1x and 1.5x:
-- 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-05 08:14 (the latest code): 81.1 ms per step, 789
-  images/s; paired, 791 against 914 images/s, so 0.87x. 39% of the f32 matmul ceiling (272-273 GFLOP/s);
-  compile 3.2 s cold, 0.9 s cached. Simultaneous: 847 images/s.
+- 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-05 08:49 (the latest code): 92.3 ms per step, 693
+  images/s; paired, 725 against 814 images/s, so 0.88x. 40% of the f32 matmul ceiling (230-236 GFLOP/s);
+  compile 3.4 s cold, 1.2 s cached. Simultaneous: 723 images/s.
 - 2-core AMD EPYC with AVX-512, 2026-12-02 17:13 (the latest code): 92.8 ms per step, 690 images/s; paired,
   775 against 831 images/s, so 0.95x. 48% of the f32 matmul ceiling (188-194 GFLOP/s); compile 2.9 s cold,
   1.0 s cached. Simultaneous: 832 images/s. The runs below predate the transposed convolutions' XLA forward.

@@ -9,8 +9,8 @@ reference implementations).
 
 Measured by `make bench` (BENCHMARKS.md), paired in one process with the PyTorch 2.13 eager version of this
 step (gan_jax/bench_torch.py); target 2.5x:
-- 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-05 08:14: 4211 against 2215 images/s, so 1.87x. Its
-  own row: 14.4 ms per step, 4443 images/s, 49% of the f32 matmul ceiling; compile 3.3 s cold, 1.0 s cached.
+- 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-05 08:49: 4039 against 2010 images/s, so 2.01x. Its
+  own row: 17.2 ms per step, 3718 images/s, 50% of the f32 matmul ceiling; compile 3.8 s cold, 1.3 s cached.
 - 2-core AMD EPYC with AVX-512, 2026-12-02 17:13: 3558 against 1818 images/s, so 1.91x. Its own row: 19.6 ms,
   3268 images/s, 51% of the f32 matmul ceiling; compile 4.3 s cold, 1.3 s cached.
 - 2-core Intel Xeon with AVX-512 and AMX-BF16, 2026-12-02 10:41: 6108 against 3638 images/s, so 1.65x. Its
