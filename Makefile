@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# torch, for the PyTorch reference of `make bench` (and the test that checks its networks).
+# torch, for the PyTorch reference of `make bench` (and the test that checks its networks, skipped without it).
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $@
@@ -32,17 +32,22 @@ data:
 train: install data
 	$(BIN)/gan-jax train --config experiments/dcgan_fashion_mnist.py --workdir $(WORKDIR)
 
+# The fast tier: every unit and one tiny end-to-end run per path (at most 4 minutes on 2 cores).
 test: install
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
+# Everything, the slow tier too (1-vs-8-device runs, populations, launchers): what CI runs.
 test-all: install
 	$(BIN)/pytest -q -n 2 --dist loadfile -m ''
 
+LINTED := gan_jax benchmarks experiments scripts tests
+
 lint: install
-	$(BIN)/ruff check gan_jax experiments tests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 bench: install-bench data
-	$(BIN)/python -m gan_jax.bench --out BENCHMARKS.md
+	$(BIN)/python -m benchmarks.bench --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) runs

@@ -14,10 +14,10 @@ or one class alone:
   gan-jax anomaly --workdir runs/anomaly_3 --images test:0-9999   # the whole test split; default: its first 1000
 
 auroc.jsonl then holds one JSON line per held-out class (protocol.held_out_classes) with its AUROC; their mean
-is the protocol's summary. Measured here (docs/studies.md has the table), one seed per class on the 2-core CPU:
-330-415 s of training per class (3000 steps), 77-91 s of AnoGAN scoring (the first 1000 test images, 100 search
-steps), 165-185 s for f-AnoGAN (its encoder's 2000 steps, then one pass). Mean AUROC over the 10 classes: AnoGAN
-0.643, f-AnoGAN 0.698; from 0.466 (sneakers, AnoGAN) to 0.940 (bags, f-AnoGAN).
+is the protocol's summary. What to expect (one seed per class, the first 1000 test images; docs/studies.md has
+the table): mean AUROC over the 10 classes about 0.64 for AnoGAN (100 search steps) and 0.70 for f-AnoGAN (an
+encoder trained for 2000 steps), from about 0.47 (sneakers, AnoGAN) to 0.94 (bags, f-AnoGAN). Wall times:
+docs/speed.md.
 """
 
 import os
@@ -32,9 +32,9 @@ def get_config(arg=None):
   if not 0 <= held_out < fashion_mnist.NUM_CLASSES:
     raise ValueError(f"held-out class {arg!r}: expected 0..{fashion_mnist.NUM_CLASSES - 1}")
   c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist.py"))
-  c.data.exclude_classes = str(held_out)
+  c.data.exclude_classes = (held_out,)
   return c
 
 
 def get_sweep(arg=None):
-  return product(sweep("data.exclude_classes", [str(k) for k in range(fashion_mnist.NUM_CLASSES)]), seeds(1))
+  return product(sweep("data.exclude_classes", [[k] for k in range(fashion_mnist.NUM_CLASSES)]), seeds(1))

@@ -4,8 +4,8 @@
 
 `loss.name = "custom_loss_example:softplus_margin"` imports this module (the experiment's folder is on
 sys.path) and uses `softplus_margin`; it is checked once at start-up. Any function
-`(real_logits, fake_logits) -> (d_loss, g_loss)` of scalars works the same way. Takes about a minute
-on a 2-core CPU; the ring's modes appear in samples/ as with the built-in losses.
+`(real_logits, fake_logits) -> (d_loss, g_loss)` of scalars works the same way. The ring's modes appear in
+samples/ as with the built-in losses.
 """
 
 import jax

@@ -2,11 +2,10 @@
 
   gan-jax train --config experiments/dcgan_fashion_mnist.py --workdir runs/dcgan_fashion_mnist
 
-Takes about 8.5 minutes on a 2-core CPU (`make train`: 3000 steps at 5-7 steps/s, i.e. 350-450 images/s,
-then a 10,000-sample evaluation, 30 s). Samples (runs/dcgan_fashion_mnist/samples/, EMA generator) show
-rough shirts and sneakers at step 1000 and recognisable shirts, trousers, dresses, sneakers and bags by
-step 2000. Final FID 21.9 on the shipped Fashion-MNIST classifier's features (seed 0; the real-data
-floor of that protocol is 0.2).
+3000 steps, then a 10,000-sample evaluation (wall times: docs/speed.md). Samples
+(runs/dcgan_fashion_mnist/samples/, EMA generator) show rough shirts and sneakers at step 1000 and
+recognisable shirts, trousers, dresses, sneakers and bags by step 2000. Final FID about 22 at step 3000 on
+the shipped Fashion-MNIST classifier's features (21.9 for seed 0; the real-data floor of that protocol is 0.2).
 """
 
 from gan_jax.config import base_config

@@ -2,9 +2,9 @@
 
   gan-jax train --config experiments/grid25.py --workdir runs/grid25
 
-Same networks and recipe as experiments/ring8.py. Takes about 35 s on a 2-core CPU (6000 steps). The
-final scatter plot has most modes as tight clusters joined by thin trails of low-quality points: seed 0
-ends with 22 of 25 modes, 61% high-quality, reverse KL 0.20; over 5 seeds, docs/studies.md.
+Same networks and recipe as experiments/ring8.py, for 6000 steps. The final scatter plot has most modes as
+tight clusters joined by thin trails of low-quality points: seed 0 ends with about 22 of 25 modes, 61%
+high-quality, reverse KL 0.20; over 5 seeds, docs/studies.md.
 """
 
 import os

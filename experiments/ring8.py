@@ -3,10 +3,10 @@
   gan-jax train --config experiments/ring8.py --workdir runs/ring8
   gan-jax train --config experiments/ring8.py:grid25 ...   # same recipe on the 5x5 grid
 
-Geometry of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018). Takes about 30 s on a
-2-core CPU (4000 steps at ~190 steps/s, then the 2,500-point evaluation); the scatter plots in
-samples/ show which of the 8 modes the generator covers. Seed 0 ends with all 8 modes, 93% of the
-points high-quality and reverse KL 0.002; over 5 seeds, docs/studies.md.
+Geometry of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018). 4000 steps, then the
+2,500-point evaluation (wall times: docs/speed.md); the scatter plots in samples/ show which of the 8 modes
+the generator covers. Seed 0 ends with all 8 modes, about 93% of the points high-quality and reverse KL
+0.002; over 5 seeds, docs/studies.md.
 """
 
 from gan_jax.config import base_config

@@ -9,10 +9,10 @@ non_saturating, hinge and least_squares train with no penalty; wasserstein with 
 Gulrajani et al. 2017) and, as its critic needs, layer norm instead of batch norm in D (a batch-normalised
 critic breaks the per-example gradient penalty). Everything else is experiments/dcgan_fashion_mnist.py,
 with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
-(`:N` gives N seeds, trained as populations with --vectorize); each run takes about 5 minutes on a 2-core
-CPU, WGAN-GP's 12 (its penalty differentiates D twice). FID at 2000 steps, seed 0 (and over the
-reference's seeds, 3 unless said): non_saturating 35.6 (35.7 ± 0.7 over 5), hinge 36.7 (37.3 ± 1.5 over
-5), least_squares 73.4 (79.1 ± 4.1), WGAN-GP 34.6 (34.9 ± 0.4).
+(`:N` gives N seeds, trained as populations with --vectorize); WGAN-GP's runs take more than twice as long as the
+others (its penalty differentiates D twice; wall times in docs/studies.md). FID at 2000 steps, seed 0 (and
+over the reference's seeds, 3 unless said): non_saturating 35.6 (35.7 ± 0.7 over 5), hinge 36.7 (37.3 ± 1.5
+over 5), least_squares 73.4 (79.1 ± 4.1), WGAN-GP 34.6 (34.9 ± 0.4).
 Results, curves and the references' checks: docs/studies.md.
 """
 
@@ -32,8 +32,8 @@ def get_config(arg=None):
 
 def get_sweep(arg=None):
   objectives = zip_(
-      sweep("loss.name", ["non_saturating", "hinge", "least_squares", "wasserstein"]),
-      sweep("penalty.name", ["none", "none", "none", "wgan_gp"]),
-      sweep("model.d_norm", ["batch", "batch", "batch", "layer"]),
+    sweep("loss.name", ["non_saturating", "hinge", "least_squares", "wasserstein"]),
+    sweep("penalty.name", ["none", "none", "none", "wgan_gp"]),
+    sweep("model.d_norm", ["batch", "batch", "batch", "layer"]),
   )
   return product(objectives, seeds(int(arg or 1)))

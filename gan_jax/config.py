@@ -17,7 +17,17 @@ from typing import Any
 import ml_collections
 
 # Keys that fix the shapes of the state: a workdir cannot be resumed when any of them changes.
-ARCHITECTURE_KEYS = ("data.name", "model", "population", "population_members")
+ARCHITECTURE_KEYS = ("data.name", "model", "population.size")
+# The layout of config.json and of the checkpointed state; train.run refuses a workdir of another layout.
+LAYOUT_VERSION = 2
+# population.KEY -> the config key it sets per member: what the state carries per member (train.population).
+MEMBER_KEYS = {
+  "seed": "seed",
+  "g_lr": "optim.g.lr",
+  "d_lr": "optim.d.lr",
+  "penalty_weight": "penalty.weight",
+  "ema_decay": "train.ema_decay",
+}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -29,9 +39,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""  # TFDS data dir (array_record); "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.source_dir = ""  # Where the raw IDX files are; "" = search the Debian path, then download.
   c.data.split = "train"  # The split G learns from; evaluation compares against the test split.
-  # Classes left out of the training batches: "" (none), "3" or "3,5" (one-class anomaly detection, `gan-jax
+  # Classes left out of the training batches, e.g. (3,) or (3, 5) (one-class anomaly detection, `gan-jax
   # anomaly`). Labelled image datasets only. Evaluation's real statistics still use the whole test split.
-  c.data.exclude_classes = ""
+  c.data.exclude_classes = ()
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | resnet | a name registered in gan_jax.models.
@@ -81,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.d_steps = 1  # D updates per G update, each on its own real batch.
   # alternating: D update(s), then G against the updated D (PyTorch DCGAN). simultaneous: one
   # D pass gives both losses and both networks step at once (TF DCGAN tutorial); needs d_steps=1.
-  c.train["update"] = "alternating"  # item access: `.update` is ConfigDict.update
+  c.train.update_order = "alternating"
   c.train.weight_clip = 0.0  # Clip every D parameter to [-c, c] after each update (WGAN); 0 disables.
   c.train.ema_decay = 0.999  # EMA of G params used for samples and evaluation; 0 disables.
   c.train.ema_start = 0  # Step before which the EMA copies G (warm-up).
@@ -89,10 +99,6 @@ def base_config() -> ml_collections.ConfigDict:
   # states and gradients stay float32, as do batch norm, spectral norm's power iteration, the logits, losses
   # and penalties. bfloat16 has float32's exponent range, so no loss scaling is needed.
   c.train.compute_dtype = "float32"
-  # How XLA:CPU runs convolutions (train.step.CPU_CONVOLUTIONS): "xla", its own kernels, which made the DCGAN-28
-  # step 1.16x faster in paired windows (1.08x across make bench's processes) on a 2-core CPU; "library", XLA's
-  # default (YNNPACK). Float rounding differs; other backends ignore it.
-  c.train.cpu_convolutions = "xla"
   c.train.log_every = 100  # Steps between metrics.jsonl rows (metrics stay on device in between).
   c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
   c.train.num_devices = 0  # Local devices in the data-parallel mesh; 0 = all.
@@ -121,10 +127,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.slurm.cpus_per_task = 8
   c.slurm.mem_gb = 32
 
-  c.population = 1  # >1 trains that many independent members in one program (jax.vmap).
-  # JSON {"dotted.key": [one value per member]} for the seed and float hyperparameters
-  # (optim.g.lr, optim.d.lr, penalty.weight, train.ema_decay); see gan_jax/train/population.py.
-  c.population_members = ""
+  # Populations (gan_jax/train/population.py): `size` independent members trained by one program (jax.vmap).
+  # Each other key holds one value per member, or () for the config's own value (seeds: seed, seed + 1, ...).
+  c.population = ml_collections.ConfigDict()
+  c.population.size = 1
+  for key in MEMBER_KEYS:
+    c.population[key] = ()
   return c
 
 
@@ -163,7 +171,7 @@ def parse_override_args(argv: Iterable[str]) -> tuple[dict[str, str], list[str]]
   while i < len(argv):
     arg = argv[i]
     if arg.startswith("--config."):
-      key, eq, value = arg[len("--config."):].partition("=")
+      key, eq, value = arg[len("--config.") :].partition("=")
       if not eq:
         if i + 1 >= len(argv):
           raise ValueError(f"override {arg!r} has no value; expected --config.{key}=VALUE")
@@ -182,51 +190,72 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Mapping[str, Any]
     node = cfg
     for i, part in enumerate(parents):
       if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-        raise KeyError(f"unknown config key {key!r}: {'.'.join(parents[:i + 1])!r} is not a section")
+        raise KeyError(f"unknown config key {key!r}: {'.'.join(parents[: i + 1])!r} is not a section")
       node = node[part]
     if leaf not in node:
       raise KeyError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
     current = node[leaf]
-    node[leaf] = _coerce(key, value, current) if isinstance(value, str) else value
+    if isinstance(value, str):
+      value = _coerce(key, value, current)
+    elif isinstance(current, tuple) and isinstance(value, list):  # sweep points come as JSON
+      value = tuple(value)
+    node[leaf] = value
 
 
 def _coerce(key: str, text: str, current: Any) -> Any:
   if isinstance(current, str):
     return text
+  if isinstance(current, bool) and text.lower() in ("true", "false"):
+    return text.lower() == "true"
   try:
     value = ast.literal_eval(text)
   except (ValueError, SyntaxError):
-    raise ValueError(
-        f"--config.{key}={text!r} is not a Python literal; expected a {type(current).__name__}"
-    ) from None
+    raise ValueError(f"--config.{key}={text!r} is not a Python literal; expected a {type(current).__name__}") from None
   if isinstance(current, bool) and not isinstance(value, bool):
-    raise ValueError(f"--config.{key}={text!r}: expected True or False")
+    raise ValueError(f"--config.{key}={text!r}: expected true or false")
+  if isinstance(current, tuple):  # "3" -> (3,), "3,5" and "[3, 5]" -> (3, 5)
+    value = tuple(value) if isinstance(value, list) else value if isinstance(value, tuple) else (value,)
   if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
     value = float(value)
   if current is not None and not isinstance(value, type(current)):
-    raise ValueError(
-        f"--config.{key}={text!r}: expected a {type(current).__name__}, got {type(value).__name__}"
-    )
+    raise ValueError(f"--config.{key}={text!r}: expected a {type(current).__name__}, got {type(value).__name__}")
   return value
 
 
 def from_dict(resolved: Mapping[str, Any]) -> ml_collections.ConfigDict:
   """A run's config.json as a ConfigDict, keys added to base_config() since then at their defaults."""
-  return ml_collections.ConfigDict(_merge(to_dict(base_config()), resolved))
+  return ml_collections.ConfigDict(_merge(base_config().to_dict(), resolved))
+
+
+def run_config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """What a workdir's config.json holds: the resolved config and the layout it was written in."""
+  return {"layout_version": LAYOUT_VERSION, **to_dict(config)}
 
 
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """A workdir's resolved config; a workdir of another layout gets one line saying what to do."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path!r} does not exist; expected a workdir written by `gan-jax train`")
   with open(path) as f:
-    return from_dict(json.load(f))
+    resolved = json.load(f)
+  layout = resolved.pop("layout_version", 1)
+  if layout != LAYOUT_VERSION:
+    raise ValueError(
+      f"workdir {workdir!r} is of gan_jax layout {layout}; expected layout {LAYOUT_VERSION}: convert it with "
+      f"`python -m gan_jax.train.migrate {workdir}`"
+    )
+  return from_dict(resolved)
 
 
 def _merge(defaults: dict, values: Mapping[str, Any]) -> dict:
   out = dict(defaults)
   for k, v in values.items():
-    out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+      v = _merge(out[k], v)
+    elif isinstance(v, list) and isinstance(out.get(k), list | tuple):  # JSON has no tuples
+      v = tuple(v)
+    out[k] = v
   return out
 
 
@@ -249,8 +278,7 @@ def architecture_mismatch(old: Mapping[str, Any], new: Mapping[str, Any]) -> lis
   old_flat, new_flat = flatten(old), flatten(new)
   keys = sorted(set(old_flat) | set(new_flat))
   return [
-      f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
-      for k in keys
-      if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS)
-      and old_flat.get(k) != new_flat.get(k)
+    f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}"
+    for k in keys
+    if any(k == a or k.startswith(a + ".") for a in ARCHITECTURE_KEYS) and old_flat.get(k) != new_flat.get(k)
   ]

@@ -5,7 +5,7 @@ train step differentiates d_loss with respect to D and g_loss with respect to G,
 as the quantity its player minimises. Logistic terms go through log_sigmoid / softplus so that saturated
 logits give exact small gradients rather than log(0).
 
-A new loss is one function and one decorator:
+A new loss is one function and one decorator (or, without registering, `loss.name = "package.module:function"`):
 
   @losses.register("my_loss")
   def my_loss(real_logits, fake_logits):
@@ -26,26 +26,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from gan_jax.registry import Registry, describe
+
 LossPair = tuple[jax.Array, jax.Array]  # (d_loss, g_loss), both scalars
 LossFn = Callable[[jax.Array, jax.Array], LossPair]
 
-_REGISTRY: dict[str, LossFn] = {}
-
-
-def register(name: str) -> Callable[[LossFn], LossFn]:
-  """Decorator that makes a loss available to `get(name)` and so to `loss.name` in the config."""
-
-  def add(fn: LossFn) -> LossFn:
-    if name in _REGISTRY:
-      raise ValueError(f"loss {name!r} is already registered (by {_describe(_REGISTRY[name])})")
-    _REGISTRY[name] = fn
-    return fn
-
-  return add
-
-
-def names() -> list[str]:
-  return sorted(_REGISTRY)
+LOSSES: Registry[LossFn] = Registry("loss")
+register, names = LOSSES.register, LOSSES.names
 
 
 def get(loss: str | LossFn, *, label_smoothing: float = 0.0) -> LossFn:
@@ -56,17 +43,17 @@ def get(loss: str | LossFn, *, label_smoothing: float = 0.0) -> LossFn:
     fn = _import(loss) if ":" in loss else _lookup(loss)
   else:
     raise TypeError(
-        f"loss {loss!r} is a {type(loss).__name__}; expected a name, 'package.module:function' or a callable"
+      f"loss {loss!r} is a {type(loss).__name__}; expected a name, 'package.module:function' or a callable"
     )
-  return _with_smoothing(fn, loss if isinstance(loss, str) else _describe(fn), label_smoothing)
+  return _with_smoothing(fn, loss if isinstance(loss, str) else describe(fn), label_smoothing)
 
 
 def _lookup(name: str) -> LossFn:
-  if name not in _REGISTRY:
+  if name not in LOSSES:
     raise ValueError(
-        f"unknown loss {name!r}; expected one of {names()} or a custom loss as 'package.module:function'"
+      f"unknown loss {name!r}; expected one of {LOSSES.names()} or a custom loss as 'package.module:function'"
     )
-  return _REGISTRY[name]
+  return LOSSES.get(name)
 
 
 def _import(path: str) -> LossFn:
@@ -83,7 +70,7 @@ def _import(path: str) -> LossFn:
     obj = getattr(obj, attr)
   if not callable(obj):
     raise TypeError(
-        f"loss {path!r} is a {type(obj).__name__}, not callable; expected a function (real, fake) -> (d_loss, g_loss)"
+      f"loss {path!r} is a {type(obj).__name__}, not callable; expected a function (real, fake) -> (d_loss, g_loss)"
     )
   return obj
 
@@ -94,10 +81,10 @@ def _with_smoothing(fn: LossFn, desc: str, label_smoothing: float) -> LossFn:
   if not label_smoothing:
     return fn
   if not _takes_smoothing(fn):
-    supported = [n for n in names() if _takes_smoothing(_REGISTRY[n])]
+    supported = [n for n in LOSSES.names() if _takes_smoothing(LOSSES.get(n))]
     raise ValueError(
-        f"loss {desc!r} does not support label_smoothing={label_smoothing}; "
-        f"expected 0 or one of the logistic losses {supported}"
+      f"loss {desc!r} does not support label_smoothing={label_smoothing}; "
+      f"expected 0 or one of the logistic losses {supported}"
     )
   return functools.partial(fn, label_smoothing=label_smoothing)
 
@@ -111,20 +98,13 @@ def _takes_smoothing(fn: Callable) -> bool:
   return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
 
 
-def _describe(fn: Callable) -> str:
-  base = fn.func if isinstance(fn, functools.partial) else fn
-  module = getattr(base, "__module__", None)
-  name = getattr(base, "__qualname__", None) or type(base).__name__
-  return f"{module}:{name}" if module else name
-
-
 def check(loss_fn: LossFn, batch_size: int = 4) -> None:
   """Fails at start-up, with the loss named, rather than deep inside a compiled train step.
 
   The shape check runs under jax.eval_shape (tracing, as jit will); the real call then catches losses
   that only fail, or return non-finite values, on concrete numbers.
   """
-  desc = _describe(loss_fn)
+  desc = describe(loss_fn)
   real_logits_B = jnp.linspace(-2.0, 2.0, batch_size, dtype=jnp.float32)
   fake_logits_B = jnp.linspace(1.5, -2.5, batch_size, dtype=jnp.float32)
   where = f"float32 logits of shape ({batch_size},)"
@@ -209,8 +189,8 @@ def relativistic(real_logits: jax.Array, fake_logits: jax.Array, *, label_smooth
   """
   if real_logits.shape != fake_logits.shape:
     raise ValueError(
-        f"relativistic loss pairs real and fake elementwise; got logits of shapes {real_logits.shape} "
-        f"and {fake_logits.shape}, expected equal shapes"
+      f"relativistic loss pairs real and fake elementwise; got logits of shapes {real_logits.shape} "
+      f"and {fake_logits.shape}, expected equal shapes"
     )
   diff = real_logits - fake_logits
   return jnp.mean(_bce(diff, 1.0 - label_smoothing)), jnp.mean(_bce(-diff, 1.0))

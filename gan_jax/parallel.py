@@ -59,12 +59,12 @@ def make_mesh(num_devices: int = 0, population: int = 1, member_devices: int = 0
   split = member_devices or (math.gcd(population, n) if jax.process_count() == 1 else 1)
   if member_devices < 0 or population % split or n % split:
     raise ValueError(
-        f"train.member_devices={member_devices}: expected 0 (auto) or a divisor of both population={population} "
-        f"and the {n} devices"
+      f"train.member_devices={member_devices}: expected 0 (auto) or a divisor of both population={population} "
+      f"and the {n} devices"
     )
   if split > 1 and jax.process_count() > 1:
     raise ValueError(
-        f"train.member_devices={member_devices}: members split over one process's devices only; expected 0 or 1"
+      f"train.member_devices={member_devices}: members split over one process's devices only; expected 0 or 1"
     )
   # Auto axes: code outside the step indexes members (state.step[0], one member's params) without naming shardings.
   auto = (jax.sharding.AxisType.Auto,) * 2
@@ -75,8 +75,8 @@ def check_divisible(global_batch: int, mesh: jax.sharding.Mesh) -> None:
   n = mesh.shape[AXIS]
   if global_batch % n:
     raise ValueError(
-        f"train.batch_size={global_batch} is not divisible by the {n} devices of the mesh's data axis; "
-        f"expected a multiple of {n} (or set train.num_devices or train.member_devices)"
+      f"train.batch_size={global_batch} is not divisible by the {n} devices of the mesh's data axis; "
+      f"expected a multiple of {n} (or set train.num_devices or train.member_devices)"
     )
 
 
@@ -115,14 +115,14 @@ def pmean(tree: Any) -> Any:
 def data_parallel(step_fn: Callable, mesh: jax.sharding.Mesh, compiler_options: dict | None = None) -> Callable:
   """jit(shard_map(step_fn)) with the state split by member, the batch by member and example, the state donated.
 
-  `compiler_options`: XLA debug options for this program alone (e.g. train.step.compiler_options).
+  `compiler_options`: XLA debug options for this program alone (e.g. train.xla_cpu.compiler_options()).
   """
   sharded = jax.shard_map(
-      step_fn,
-      mesh=mesh,
-      in_specs=(MEMBER_SPLIT, STEP_BATCH),
-      out_specs=(MEMBER_SPLIT, MEMBER_SPLIT),
-      check_vma=False,  # pmap semantics: replicated values are kept in sync by explicit pmeans.
+    step_fn,
+    mesh=mesh,
+    in_specs=(MEMBER_SPLIT, STEP_BATCH),
+    out_specs=(MEMBER_SPLIT, MEMBER_SPLIT),
+    check_vma=False,  # pmap semantics: replicated values are kept in sync by explicit pmeans.
   )
   return jax.jit(sharded, donate_argnums=0, compiler_options=compiler_options or None)
 

@@ -1,11 +1,13 @@
 """Discriminator regularisers: pure `(d_fn, real, fake, rng) -> scalar` functions, looked up by name.
 
-`d_fn` maps a batch [B, ...] to logits [B]. Penalties return the unweighted term; the train step scales
-it by `penalty.weight`. Per-example input gradients come from a single jax.grad of sum(d_fn(x)) with
-respect to x: when D treats examples independently, d sum_j D(x_j) / dx_i = dD(x_i) / dx_i. Batch norm
-in train mode breaks that (every logit depends on the whole batch through its statistics), so the
-gradients, and the penalties, stop meaning what the papers mean; pair penalties with a discriminator
-without batch norm (none, layer norm, spectral norm), as the papers do.
+`d_fn` maps a batch [B, ...] to logits [B]. Penalties return the unweighted term; the train step scales it by
+`penalty.weight`. Each penalty declares where it evaluates D (`at`: "real", "fake", or "between" the two): the
+step gives `d_fn` the labels and the DiffAugment draw of that side ("between" takes the reals'). Per-example
+input gradients come from a single jax.grad of sum(d_fn(x)) with respect to x: when D treats examples
+independently, d sum_j D(x_j) / dx_i = dD(x_i) / dx_i. Batch norm in train mode breaks that (every logit
+depends on the whole batch through its statistics), so the gradients, and the penalties, stop meaning what the
+papers mean; pair penalties with a discriminator without batch norm (none, layer norm, spectral norm), as the
+papers do.
 """
 
 from __future__ import annotations
@@ -18,33 +20,31 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gan_jax.registry import Registry
+
 DiscriminatorFn = Callable[[jax.Array], jax.Array]
 PenaltyFn = Callable[[DiscriminatorFn, jax.Array, jax.Array, jax.Array], jax.Array]
 
-_REGISTRY: dict[str, PenaltyFn] = {}
+PENALTIES: Registry[PenaltyFn] = Registry("penalty")
+names = PENALTIES.names
+SIDES = ("real", "fake", "between")
 
 
-def register(name: str) -> Callable[[PenaltyFn], PenaltyFn]:
-  """Decorator that makes a penalty available to `get(name)` and so to `penalty.name` in the config."""
-
-  def add(fn: PenaltyFn) -> PenaltyFn:
-    if name in _REGISTRY:
-      raise ValueError(f"penalty {name!r} is already registered")
-    _REGISTRY[name] = fn
-    return fn
-
-  return add
+def register(name: str, *, at: str) -> Callable[[PenaltyFn], PenaltyFn]:
+  """Decorator that makes a penalty available to `get(name)` (`penalty.name`); `at` is one of SIDES."""
+  if at not in SIDES:
+    raise ValueError(f"penalty {name!r}: at={at!r}; expected one of {SIDES}")
+  return PENALTIES.register(name, at=at)
 
 
-def names() -> list[str]:
-  return sorted(_REGISTRY)
+def applies_at(name: str) -> str:
+  """Where penalty `name` evaluates D: "real", "fake" or "between"."""
+  return PENALTIES.meta(name)["at"]
 
 
 def get(name: str, **options: Any) -> PenaltyFn:
   """The registered penalty `name` with its keyword-only `options` (e.g. wgan_gp's one_sided) bound."""
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown penalty {name!r}; expected one of {names()}")
-  fn = _REGISTRY[name]
+  fn = PENALTIES.get(name)
   params = inspect.signature(fn).parameters
   accepted = sorted(k for k, p in params.items() if p.kind == p.KEYWORD_ONLY)
   unknown = sorted(set(options) - set(accepted))
@@ -78,15 +78,15 @@ def _check_same_shape(name: str, real: jax.Array, fake: jax.Array) -> None:
     raise ValueError(f"penalty {name!r} pairs real and fake examples; got shapes {real.shape} and {fake.shape}")
 
 
-@register("none")
+@register("none", at="real")
 def no_penalty(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
   """Zero, so that callers can treat 'no penalty' like any other."""
   return jnp.zeros((), real.dtype)
 
 
-@register("wgan_gp")
+@register("wgan_gp", at="between")
 def wgan_gp(
-    d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array, *, one_sided: bool = False
+  d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array, *, one_sided: bool = False
 ) -> jax.Array:
   """WGAN-GP (Gulrajani et al. 2017): a soft 1-Lipschitz constraint, E (‖∇D(x̂)‖ - 1)².
 
@@ -103,7 +103,7 @@ def wgan_gp(
   return jnp.mean(jnp.square(excess_B))
 
 
-@register("r1")
+@register("r1", at="real")
 def r1(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
   """R1 (Mescheder et al. 2018): E_real ‖∇D(x)‖², zero-centred on the data, so training converges locally.
 
@@ -113,13 +113,13 @@ def r1(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) 
   return jnp.mean(_sq_norms(_input_grads(d_fn, real)))
 
 
-@register("r2")
+@register("r2", at="fake")
 def r2(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
   """R2 (Mescheder et al. 2018): R1 on generated samples, E_fake ‖∇D(x)‖²; same γ/2 weight convention."""
   return jnp.mean(_sq_norms(_input_grads(d_fn, fake)))
 
 
-@register("dragan")
+@register("dragan", at="real")
 def dragan(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
   """DRAGAN (Kodali et al. 2017): E (‖∇D(x̂)‖ - 1)² near the real data, where sharp D gradients collapse modes.
 

@@ -38,9 +38,9 @@ EXPERIMENT = os.path.join(ROOT, "experiments", "ring8.py")
 DOC = os.path.join(ROOT, "docs", "populations.md")
 BEGIN, END = "<!-- population_speedup: begin -->", "<!-- population_speedup: end -->"
 COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
+  "/jax/core/compile/jaxpr_trace_duration",
+  "/jax/core/compile/jaxpr_to_mlir_module_duration",
+  "/jax/core/compile/backend_compile_duration",
 )
 MODES = ("population", "separate", "split")  # split: the population with its members over --cpu-devices
 
@@ -55,16 +55,15 @@ def measure(mode: str, k: int, steps: int, workdir: str) -> dict[str, float]:
   import jax
   from jax import monitoring
 
-  from gan_jax import cli
   from gan_jax import config as config_lib
+  from gan_jax.cli import configure_jax
   from gan_jax.train.loop import train_and_evaluate
 
   compile_s = collections.Counter()
   monitoring.register_event_duration_secs_listener(
-      lambda event, secs, **_: compile_s.update({"s": secs}) if event in COMPILE_EVENTS else None
+    lambda event, secs, **_: compile_s.update({"s": secs}) if event in COMPILE_EVENTS else None
   )
-  cli.enable_compilation_cache()
-  cli.keep_freed_memory()
+  configure_jax()  # as `gan-jax` runs: the compilation cache and the CPU settings
 
   def config(**overrides):
     c = config_lib.load(EXPERIMENT)
@@ -77,7 +76,12 @@ def measure(mode: str, k: int, steps: int, workdir: str) -> dict[str, float]:
   if mode in ("population", "split"):
     # split: members over as many devices as divide K (K = 1 would otherwise split its batch instead).
     layout = {"train.num_devices": math.gcd(k, jax.local_device_count())} if mode == "split" else {}
-    runs = [config(population=k, population_members=json.dumps(values), **layout)] if k > 1 else [config(**layout)]
+    population = {
+      "population.size": k,
+      "population.seed": tuple(values["seed"]),
+      "population.d_lr": tuple(values["optim.d.lr"]),
+    }
+    runs = [config(**population, **layout)] if k > 1 else [config(**layout)]
   else:
     runs = [config(**{key: v[i] for key, v in values.items()}) for i in range(k)]
   compile_s.clear()
@@ -106,7 +110,7 @@ def machine() -> str:
     with open("/proc/cpuinfo") as f:
       names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
     cpu = names[0] if names else cpu
-  from gan_jax.bench import vector_isa
+  from benchmarks.bench import vector_isa
 
   return f"{cpu} ({vector_isa()}), {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
@@ -119,22 +123,30 @@ def table(results: dict[int, dict[str, list[dict]]], steps: int, cpu_devices: in
   """
   split = cpu_devices > 1
   lines = [
-      "| K | population: compile s | population: total s | separate: compile s | separate: total s "
-      "| steps/s, population (every member) | steps/s, separate (each run) | speed-up excl. compile "
-      "| speed-up incl. compile |"
-      + (f" members over {cpu_devices} devices: total s | speed-up incl. compile |" if split else ""),
-      "|" + "---:|" * (11 if split else 9),
+    "| K | population: compile s | population: total s | separate: compile s | separate: total s "
+    "| steps/s, population (every member) | steps/s, separate (each run) | speed-up excl. compile "
+    "| speed-up incl. compile |"
+    + (f" members over {cpu_devices} devices: total s | speed-up incl. compile |" if split else ""),
+    "|" + "---:|" * (11 if split else 9),
   ]
   for k, by_mode in results.items():
     rounds = []
     splits = by_mode["split"] if split else [None] * len(by_mode["population"])
     for pop, sep, spl in zip(by_mode["population"], by_mode["separate"], splits, strict=True):
       train_pop, train_sep = pop["wall_s"] - pop["compile_s"], sep["wall_s"] - sep["compile_s"]
-      rounds.append((
-          pop["compile_s"], pop["wall_s"], sep["compile_s"], sep["wall_s"],
-          steps / train_pop, k * steps / train_sep, train_sep / train_pop, sep["wall_s"] / pop["wall_s"],
+      rounds.append(
+        (
+          pop["compile_s"],
+          pop["wall_s"],
+          sep["compile_s"],
+          sep["wall_s"],
+          steps / train_pop,
+          k * steps / train_sep,
+          train_sep / train_pop,
+          sep["wall_s"] / pop["wall_s"],
           *((spl["wall_s"], sep["wall_s"] / spl["wall_s"]) if split else ()),
-      ))
+        )
+      )
     med = [statistics.median(column) for column in zip(*rounds, strict=True)]
     cells = [f"{k}", *(f"{v:.1f}" for v in med[:4]), *(f"{v:.0f}" for v in med[4:6]), *(f"{v:.2f}x" for v in med[6:8])]
     if split:
@@ -159,8 +171,12 @@ def main() -> None:
   parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16], help="population sizes")
   parser.add_argument("--steps", type=int, default=1000, help="train steps of every member")
   parser.add_argument("--repeats", type=int, default=3, help="rounds over all K; the table quotes medians")
-  parser.add_argument("--cpu-devices", type=int, default=1,
-                      help="> 1: also train each population with its members split over this many CPU devices")
+  parser.add_argument(
+    "--cpu-devices",
+    type=int,
+    default=1,
+    help="> 1: also train each population with its members split over this many CPU devices",
+  )
   parser.add_argument("--no-doc", action="store_true", help=f"print the table without updating {DOC}")
   parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
   parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -178,12 +194,17 @@ def main() -> None:
       for mode in modes:
         res = child(mode, k, args.steps, args.cpu_devices)
         results[k][mode].append(res)
-        print(f"round {r + 1}/{args.repeats} K={k:<2} {mode:<10} wall {res['wall_s']:7.1f} s, "
-              f"compile {res['compile_s']:5.1f} s, load {res['load']:.2f}", file=sys.stderr, flush=True)
+        print(
+          f"round {r + 1}/{args.repeats} K={k:<2} {mode:<10} wall {res['wall_s']:7.1f} s, "
+          f"compile {res['compile_s']:5.1f} s, load {res['load']:.2f}",
+          file=sys.stderr,
+          flush=True,
+        )
   after = os.getloadavg()
   loads = [res["load"] for by_mode in results.values() for rows in by_mode.values() for res in rows]
   device = next(iter(results.values()))["population"][0]["device"]
-  section = "\n".join([
+  section = "\n".join(
+    [
       f"Command: `{command}` ({args.steps} steps per member; medians of {args.repeats} rounds).",
       "",
       f"Machine: {machine()}; JAX device: {device}; 1-minute load average {before[0]:.2f} before, "
@@ -191,7 +212,8 @@ def main() -> None:
       "",
       *table(results, args.steps, args.cpu_devices),
       "",
-  ])
+    ]
+  )
   print(section)
   if not args.no_doc:
     write_doc(section)

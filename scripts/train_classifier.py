@@ -6,7 +6,7 @@ Deterministic for a fixed seed: the parameter init and every epoch's order come 
 is written byte for byte from the arrays, so a rerun on the same platform reproduces its sha256. Weights
 are stored in float16 to keep the package small; the test accuracy printed (and stored in the file's
 meta/test_accuracy) is that of the rounded weights, loaded through the same code the evaluator uses.
-After retraining, paste the printed sha256 into FASHION_WEIGHTS_SHA256 in gan_jax/metrics/features.py.
+After retraining, paste the printed sha256 into FASHION_WEIGHTS_SHA256 in gan_jax/eval/features.py.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import sys
 import jax
 import numpy as np
 
-from gan_jax import classify, data
 from gan_jax import config as config_lib
-from gan_jax.metrics import features
+from gan_jax import data
+from gan_jax.apps import classifier_study
+from gan_jax.eval import feature_net, features
 
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), os.pardir, "gan_jax", "assets", features.FASHION_WEIGHTS_FILE)
 
@@ -39,18 +40,18 @@ def main(argv: list[str] | None = None) -> int:
   test_x, test_y = data.load_split(config, "test")
   print(f"train {train_x.shape}, test {test_x.shape}", flush=True)
   log = functools.partial(print, flush=True)
-  variables = classify.train_classifier(
-      train_x, train_y, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, log=log
+  variables = classifier_study.train_classifier(
+    train_x, train_y, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, log=log
   )
 
   rounded = jax.tree.map(lambda a: np.asarray(a, np.float16), jax.device_get(variables))
-  features.save_variables(args.out, rounded)
-  sha256 = features.file_sha256(args.out)
+  feature_net.save_variables(args.out, rounded)
+  sha256 = feature_net.file_sha256(args.out)
   net = features.load_fashion_classifier(args.out, expected_sha256=sha256)
-  accuracy = classify.accuracy(net.variables, test_x, test_y)
+  accuracy = classifier_study.accuracy(net.variables, test_x, test_y)
   # The accuracy goes into the file too, so the hash covers it: write again and rehash.
-  features.save_variables(args.out, rounded, test_accuracy=accuracy, epochs=args.epochs, seed=args.seed)
-  sha256 = features.file_sha256(args.out)
+  feature_net.save_variables(args.out, rounded, test_accuracy=accuracy, epochs=args.epochs, seed=args.seed)
+  sha256 = feature_net.file_sha256(args.out)
   print(f"test accuracy {accuracy:.4f} on {len(test_y)} images (float16 weights)")
   print(f"wrote {os.path.normpath(args.out)} ({os.path.getsize(args.out)} bytes), sha256 {sha256}")
   return 0

@@ -7,7 +7,7 @@ import os
 # does not slow the tests that run many steps (an f-AnoGAN encoder's 300: 23.6 s, 96 s at -O0). Every
 # comparison in the tests is between programs compiled alike.
 os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -28,6 +28,12 @@ import struct  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from gan_jax.train import xla_cpu  # noqa: E402
+
+# Every test runs with the CPU speed settings `gan-jax` turns on, so a run through the CLI and one through the
+# library compute alike whatever ran first; tests/test_fast_ops.py compares them with JAX's defaults.
+xla_cpu.enable()
 
 # submitit binds its log handlers to sys.stdout / sys.stderr when first imported. Imported under a test's
 # capsys, they would keep that test's capture file, closed after it, and logging's exit-time flush fails.
@@ -59,3 +65,9 @@ def make_fashion_idx(directory, num_train: int = 256, num_test: int = 64, seed: 
 @pytest.fixture(scope="session")
 def fashion_idx_dir(tmp_path_factory) -> str:
   return make_fashion_idx(tmp_path_factory.mktemp("fashion_idx"))
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+  """A TFDS data dir for the module's image runs: one array_record preparation of the fake IDX files each."""
+  return tmp_path_factory.mktemp("tfds")

@@ -4,16 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import assert_runs_close, losses_of, ring_config
+from helpers import assert_runs_close, losses_of, register_model, ring_config
 
-from gan_jax import inference, models
+from gan_jax import models
 from gan_jax.cli import main
 from gan_jax.data import DatasetInfo
 from gan_jax.losses import class_cross_entropy
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator
-from gan_jax.train import loop
-from gan_jax.train.state import create_gan
-from gan_jax.train.step import make_train_step
+from gan_jax.train import loop, setup
+from gan_jax.train import run as run_lib
 
 RING8 = DatasetInfo("ring8", "points", (2,), 8, None)
 FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
@@ -46,27 +45,35 @@ def test_class_cross_entropy():
   np.testing.assert_allclose(class_cross_entropy(logits_BC, jnp.array([0, 2])), -np.log([0.5, 0.8]), rtol=1e-6)
 
 
-@pytest.mark.parametrize("overrides", [CONDITIONAL, {**ACGAN, "train.d_steps": 2}], ids=["projection", "acgan"])
-def test_conditional_run_matches_on_one_and_eight_devices(overrides, tmp_path):
+@pytest.mark.parametrize("devices", [8])
+@pytest.mark.parametrize(
+  "overrides",
+  [
+    pytest.param(CONDITIONAL, marks=pytest.mark.slow),
+    pytest.param({**ACGAN, "train.d_steps": 2}, marks=pytest.mark.slow),
+  ],
+  ids=["projection", "acgan"],  # the fast tier trains ACGAN with 2 D steps in test_sample_writes_labels
+)
+def test_conditional_run_matches_on_one_and_more_devices(overrides, devices, tmp_path):
   states = {}
-  for n in (1, 8):
+  for n in (1, devices):
     config = ring_config(**overrides, **{"train.steps": 2, "train.num_devices": n})
     states[n] = loop.train_and_evaluate(config, str(tmp_path / f"d{n}"))
-  runs = [losses_of(tmp_path / f"d{n}") for n in (1, 8)]
+  runs = [losses_of(tmp_path / f"d{n}") for n in (1, devices)]
   assert_runs_close(*runs)
   assert ("class_real" in runs[0][-1]) == ("loss.acgan_weight" in overrides)
-  for a, b in zip(jax.tree.leaves(states[1]), jax.tree.leaves(states[8]), strict=True):
+  for a, b in zip(jax.tree.leaves(states[1]), jax.tree.leaves(states[devices]), strict=True):
     np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-5, atol=1e-5)
-  assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(states[8]))
+  assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(states[devices]))
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
-    [
-        ({"loss.acgan_weight": 1.0}, "the ACGAN class head needs all of"),
-        ({**CONDITIONAL, "model.d_conditioning": "acgan"}, "the ACGAN class head needs all of"),
-        ({**CONDITIONAL, "model.d_conditioning": "aux"}, "model.d_conditioning='aux'"),
-    ],
+  "overrides, message",
+  [
+    ({"loss.acgan_weight": 1.0}, "the ACGAN class head needs all of"),
+    ({**CONDITIONAL, "model.d_conditioning": "acgan"}, "the ACGAN class head needs all of"),
+    ({**CONDITIONAL, "model.d_conditioning": "aux"}, "model.d_conditioning='aux'"),
+  ],
 )
 def test_inconsistent_conditioning_is_one_clear_error(overrides, message, tmp_path):
   with pytest.raises(ValueError, match=message):
@@ -74,11 +81,12 @@ def test_inconsistent_conditioning_is_one_clear_error(overrides, message, tmp_pa
 
 
 def test_model_without_conditional_generator_is_refused(monkeypatch):
-  monkeypatch.setitem(models._FAMILIES, "unconditional", lambda cfg, info: (DCGANGenerator((28, 28, 1), 8),
-                                                                           DCGANDiscriminator(8)))
+  register_model(
+    monkeypatch, "unconditional", lambda cfg, info: (DCGANGenerator((28, 28, 1), 8), DCGANDiscriminator(8))
+  )
   config = ring_config(**CONDITIONAL, **{"model.name": "unconditional"})
   with pytest.raises(ValueError, match="model.name='unconditional' has no conditional generator"):
-    make_train_step(create_gan(config, FASHION_LIKE), config)
+    setup.build(config)
 
 
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
@@ -103,7 +111,9 @@ def test_conditional_dcgan(conditioning):
 
 def test_sample_writes_labels(tmp_path):
   wd = str(tmp_path / "run")
-  loop.train_and_evaluate(ring_config(**CONDITIONAL, **{"train.steps": 1, "model.d_norm": "spectral"}), wd)
+  acgan_d_steps = {**ACGAN, "train.steps": 1, "train.d_steps": 2, "model.d_norm": "spectral"}
+  loop.train_and_evaluate(ring_config(**acgan_d_steps), wd)
+  assert "class_real" in losses_of(wd)[-1]
   out = str(tmp_path / "s.npz")
   assert main(["sample", "--workdir", wd, "--num", "7", "--out", out, "--labels", "0,3"]) == 0
   np.testing.assert_array_equal(np.load(out)["labels"], [0, 3, 0, 3, 0, 3, 0])
@@ -116,9 +126,9 @@ def test_sample_writes_labels(tmp_path):
 
 
 def test_sample_labels():
-  np.testing.assert_array_equal(inference.sample_labels("all", 5, 3), [0, 1, 2, 0, 1])
-  np.testing.assert_array_equal(inference.sample_labels("2", 3, 3), [2, 2, 2])
+  np.testing.assert_array_equal(run_lib.sample_labels("all", 5, 3), [0, 1, 2, 0, 1])
+  np.testing.assert_array_equal(run_lib.sample_labels("2", 3, 3), [2, 2, 2])
   with pytest.raises(ValueError, match="classes \\[3\\] outside 0..2"):
-    inference.sample_labels("0,3", 4, 3)
+    run_lib.sample_labels("0,3", 4, 3)
   with pytest.raises(ValueError, match="this run is not conditional"):
-    inference.sample_labels("all", 4, 0)
+    run_lib.sample_labels("all", 4, 0)

@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import curves
 from gan_jax.cli import main
+from gan_jax.eval import curves
 
 
-def fake_run(path, seed, loss="hinge", shift=0.0, population_members="", model="dcgan", d_norm=""):
+def fake_run(path, seed, loss="hinge", shift=0.0, member_seeds=(), model="dcgan", d_norm=""):
   """A workdir with config.json and a noisy decaying d_loss / g_loss."""
   os.makedirs(path, exist_ok=True)
   c = config_lib.base_config()
-  c.seed, c.loss.name, c.population_members = seed, loss, population_members
+  c.seed, c.loss.name, c.population.seed = seed, loss, tuple(member_seeds)
   c.model.name, c.model.d_norm = model, d_norm
-  members = len(json.loads(population_members)["seed"]) if population_members else 1
-  c.population = members
+  members = len(member_seeds) or 1
+  c.population.size = members
   with open(os.path.join(path, "config.json"), "w") as f:
-    json.dump(config_lib.to_dict(c), f)
+    json.dump(config_lib.run_config_json(c), f)
   rng = np.random.default_rng(seed)
   with open(os.path.join(path, "metrics.jsonl"), "w") as f:
     for step in range(10, 410, 10):
@@ -84,14 +84,14 @@ def test_the_default_d_norm_named_or_not_is_one_group(tmp_path):
   runs += [fake_run(tmp_path / "c", 0, d_norm="layer"), fake_run(tmp_path / "d", 0, model="resnet")]
   groups = curves.group_by_seed([s for r in runs for s in curves.load_series(r)])
   assert {k: len(v) for k, v in groups.items()} == {
-      "model.d_norm=batch,model.name=dcgan": 2,
-      "model.d_norm=layer,model.name=dcgan": 1,
-      "model.d_norm=spectral,model.name=resnet": 1,
+    "model.d_norm=batch,model.name=dcgan": 2,
+    "model.d_norm=layer,model.name=dcgan": 1,
+    "model.d_norm=spectral,model.name=resnet": 1,
   }
 
 
 def test_population_members_are_series_of_one_group(tmp_path):
-  run = fake_run(tmp_path / "pop", 0, population_members=json.dumps({"seed": [0, 1, 2]}))
+  run = fake_run(tmp_path / "pop", 0, member_seeds=(0, 1, 2))
   series = curves.load_series(run)
   assert [s.label for s in series] == ["pop[0]", "pop[1]", "pop[2]"]
   assert list(curves.group_by_seed(series)) == ["all"]

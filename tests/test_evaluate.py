@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import data, evaluate
+from gan_jax import data, records
+from gan_jax.cli import commands
+from gan_jax.cli import parser as cli_parser
 from gan_jax.data import synthetic
-from gan_jax.metrics import features
+from gan_jax.eval import evaluate, features
 from gan_jax.train import loop
+from gan_jax.train import run as run_lib
 
 IMAGE_METRICS = {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density", "coverage"}
 
@@ -50,7 +53,7 @@ def ring_config():
 
 def test_protocol_fields(image_config, train_images):
   result = evaluate.evaluate(
-      evaluate.array_sampler(train_images), image_config, num_samples=100, seed=3, ema=False, step=np.int64(7)
+    evaluate.array_sampler(train_images), image_config, num_samples=100, seed=3, ema=False, step=np.int64(7)
   )
   assert set(result) == IMAGE_METRICS | {"protocol"}
   assert all(np.isfinite(result[k]) for k in IMAGE_METRICS)
@@ -103,12 +106,12 @@ def test_reference_cache_hit(image_config, cache):
 
 
 @pytest.mark.parametrize(
-    "make, message",
-    [
-        (lambda n: np.zeros((n, 32, 32, 1), np.float32), "shape"),
-        (lambda n: np.full((n, 28, 28, 1), 2.0, np.float32), r"\[-1, 1\]"),
-        (lambda n: np.zeros((n, 784), np.float32), "shape"),
-    ],
+  "make, message",
+  [
+    (lambda n: np.zeros((n, 32, 32, 1), np.float32), "shape"),
+    (lambda n: np.full((n, 28, 28, 1), 2.0, np.float32), r"\[-1, 1\]"),
+    (lambda n: np.zeros((n, 784), np.float32), "shape"),
+  ],
 )
 def test_wrong_samples_are_refused(image_config, make, message):
   with pytest.raises(ValueError, match=message):
@@ -133,26 +136,27 @@ def test_ring8_modes_of_the_distribution_and_of_a_collapse():
   assert evaluate.real_floor(ring_config())["modes"] == 8
 
 
-def _eval_args(*argv):
+def run_eval(*argv):
+  """`gan-jax eval ARGV` with its errors raised, not mapped to exit status 2."""
   parser = argparse.ArgumentParser()
-  evaluate.add_eval_parser(parser.add_subparsers(dest="command"))
-  return parser.parse_args(["eval", *argv])
+  cli_parser.add_eval_parser(parser.add_subparsers(dest="command"))
+  return commands.eval(parser.parse_args(["eval", *argv]), {})
 
 
 def test_cli_scores_a_samples_file(image_config, train_images, tmp_path, capsys):
   path = tmp_path / "samples.npz"
   np.savez(path, images=np.round((train_images[:100] + 1) * 127.5).astype(np.uint8))
   dirs = ["--data-dir", image_config.data.data_dir, "--source-dir", image_config.data.source_dir]
-  assert evaluate.run_eval(_eval_args("--samples", str(path), *dirs)) == 0
+  assert run_eval("--samples", str(path), *dirs) == 0
   result = json.loads(capsys.readouterr().out)
   direct = evaluate.evaluate(evaluate.array_sampler(train_images), image_config, num_samples=100)
   assert result["fid"] == pytest.approx(direct["fid"], rel=1e-4)
   assert result["protocol"]["source"] == "samples file samples.npz"
-  assert evaluate.run_eval(_eval_args("--floor", "--num", "64", *dirs)) == 0
+  assert run_eval("--floor", "--num", "64", *dirs) == 0
   assert json.loads(capsys.readouterr().out)["protocol"]["source"] == "real train split"
   np.savez(path, images=train_images[:100])  # floats, not uint8
   with pytest.raises(ValueError, match="uint8"):
-    evaluate.run_eval(_eval_args("--samples", str(path), *dirs))
+    run_eval("--samples", str(path), *dirs)
 
 
 def test_cli_scores_a_workdir_and_appends_eval_jsonl(tmp_path, capsys):
@@ -161,10 +165,10 @@ def test_cli_scores_a_workdir_and_appends_eval_jsonl(tmp_path, capsys):
   c.train.steps, c.train.batch_size, c.train.num_devices, c.checkpoint.every = 2, 16, 1, 2
   workdir = str(tmp_path / "run")
   loop.train_and_evaluate(c, workdir)
-  path = evaluate.append_record(workdir, {"fid": 1.0})  # appended to, never overwritten
+  path = records.append_record(workdir, {"fid": 1.0})  # appended to, never overwritten
   with open(path) as f:
     before = [json.loads(line) for line in f]
-  assert evaluate.run_eval(_eval_args("--workdir", workdir, "--num", "500", "--no-ema")) == 0
+  assert run_eval("--workdir", workdir, "--num", "500", "--no-ema") == 0
   printed = json.loads(capsys.readouterr().out)
   with open(path) as f:
     after = [json.loads(line) for line in f]
@@ -180,14 +184,17 @@ def test_run_sampler_takes_one_member_and_cycles_classes():
 
   gan = types.SimpleNamespace(generate=generate, generator=types.SimpleNamespace(num_classes=3), latent_dim=4)
   state = types.SimpleNamespace(
-      ema_params={"w": jnp.array([10.0, 20.0])}, g_params={"w": jnp.array([1.0, 2.0])}, g_stats={"s": jnp.zeros(2)},
-      d_params={"v": jnp.zeros(2)}, d_stats={},
+    ema_params={"w": jnp.array([10.0, 20.0])},
+    g=types.SimpleNamespace(params={"w": jnp.array([1.0, 2.0])}, stats={"s": jnp.zeros(2)}),
+    d=types.SimpleNamespace(params={"v": jnp.zeros(2)}, stats={}),
   )
-  run = types.SimpleNamespace(config=types.SimpleNamespace(population=2), gan=gan, state=state)
-  sample = evaluate.run_sampler(run, ema=False, member=1)
+  run = types.SimpleNamespace(
+    config=types.SimpleNamespace(population=types.SimpleNamespace(size=2)), gan=gan, state=state
+  )
+  sample = run_lib.run_sampler(run, ema=False, member=1)
   out_N2 = np.concatenate([sample(4), sample(3)])
   np.testing.assert_array_equal(out_N2[:, 0], 2.0)  # member 1 of the raw generator
   np.testing.assert_array_equal(out_N2[:, 1], [0, 1, 2, 0, 1, 2, 0])  # classes in turn across calls
-  assert evaluate.run_sampler(run, member=0)(2)[0, 0] == 10.0
+  assert run_lib.run_sampler(run, member=0)(2)[0, 0] == 10.0
   with pytest.raises(ValueError, match="member=2"):
-    evaluate.run_sampler(run, member=2)
+    run_lib.run_sampler(run, member=2)

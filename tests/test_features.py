@@ -8,7 +8,7 @@ import pytest
 from flax import traverse_util
 
 from gan_jax.data import fashion_mnist
-from gan_jax.metrics import features, inception
+from gan_jax.eval import feature_net, features, inception
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -27,7 +27,7 @@ def _blob_images(idx_dir, n=40):
 
 
 def test_shipped_weights_match_recorded_hash(net):
-  assert features.file_sha256(features.fashion_weights_path()) == features.FASHION_WEIGHTS_SHA256
+  assert feature_net.file_sha256(features.fashion_weights_path()) == features.FASHION_WEIGHTS_SHA256
   assert net.weights_sha256 == features.FASHION_WEIGHTS_SHA256
   assert os.path.getsize(features.fashion_weights_path()) < 400_000
 
@@ -66,14 +66,14 @@ def test_features_shape_and_batch_independence(net, fashion_idx_dir):
 
 
 @pytest.mark.parametrize(
-    "images, message",
-    [
-        (np.zeros((2, 32, 32, 1), np.float32), "28x28"),
-        (np.zeros((2, 28, 28, 3), np.float32), "C in"),
-        (np.zeros((2, 28, 28), np.float32), "C in"),
-        (np.full((2, 28, 28, 1), 255.0, np.float32), r"\[-1, 1\]"),
-        (np.full((2, 28, 28, 1), np.nan, np.float32), r"\[-1, 1\]"),
-    ],
+  "images, message",
+  [
+    (np.zeros((2, 32, 32, 1), np.float32), "28x28"),
+    (np.zeros((2, 28, 28, 3), np.float32), "C in"),
+    (np.zeros((2, 28, 28), np.float32), "C in"),
+    (np.full((2, 28, 28, 1), 255.0, np.float32), r"\[-1, 1\]"),
+    (np.full((2, 28, 28, 1), np.nan, np.float32), r"\[-1, 1\]"),
+  ],
 )
 def test_wrong_input_is_refused(net, images, message):
   with pytest.raises(ValueError, match=message):
@@ -122,19 +122,19 @@ def synthetic_state():
 def test_synthetic_state_dict_has_pytorch_fid_names_and_shapes(synthetic_state):
   state = synthetic_state
   expected = {  # From torchvision's Inception3 / pytorch-fid's fid_inception_v3 definitions.
-      "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
-      "Conv2d_4a_3x3.bn.running_var": (192,),
-      "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
-      "Mixed_5d.branch5x5_2.conv.weight": (64, 48, 5, 5),
-      "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
-      "Mixed_6b.branch7x7_2.conv.weight": (128, 128, 1, 7),
-      "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7),
-      "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
-      "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
-      "Mixed_7c.branch3x3dbl_3b.conv.weight": (384, 384, 3, 1),
-      "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
-      "fc.weight": (1008, 2048),
-      "fc.bias": (1008,),
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3),
+    "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1),
+    "Mixed_5d.branch5x5_2.conv.weight": (64, 48, 5, 5),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3),
+    "Mixed_6b.branch7x7_2.conv.weight": (128, 128, 1, 7),
+    "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7),
+    "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
+    "Mixed_7b.branch3x3dbl_1.conv.weight": (448, 1280, 1, 1),
+    "Mixed_7c.branch3x3dbl_3b.conv.weight": (384, 384, 3, 1),
+    "Mixed_7c.branch_pool.conv.weight": (192, 2048, 1, 1),
+    "fc.weight": (1008, 2048),
+    "fc.bias": (1008,),
   }
   for key, shape in expected.items():
     assert state[key].shape == shape, key
@@ -148,12 +148,12 @@ def test_converter_maps_layouts_and_round_trips(synthetic_state):
   state = synthetic_state
   variables = inception.convert_state_dict(state)
   np.testing.assert_array_equal(
-      variables["params"]["Mixed_6b"]["branch7x7_2"]["conv"]["kernel"][0, 5, 3, 7],
-      state["Mixed_6b.branch7x7_2.conv.weight"][7, 3, 0, 5],
+    variables["params"]["Mixed_6b"]["branch7x7_2"]["conv"]["kernel"][0, 5, 3, 7],
+    state["Mixed_6b.branch7x7_2.conv.weight"][7, 3, 0, 5],
   )
   np.testing.assert_array_equal(variables["params"]["fc"]["kernel"][11, 5], state["fc.weight"][5, 11])
   np.testing.assert_array_equal(
-      variables["batch_stats"]["Mixed_7c"]["branch1x1"]["bn"]["var"], state["Mixed_7c.branch1x1.bn.running_var"]
+    variables["batch_stats"]["Mixed_7c"]["branch1x1"]["bn"]["var"], state["Mixed_7c.branch1x1.bn.running_var"]
   )
   back = inception.to_state_dict(variables)
   assert back.keys() == {k for k in state if not k.endswith("num_batches_tracked")}
@@ -162,12 +162,12 @@ def test_converter_maps_layouts_and_round_trips(synthetic_state):
 
 
 @pytest.mark.parametrize(
-    "edit, message",
-    [
-        (lambda s: s.pop("Mixed_5b.branch1x1.conv.weight"), "1 missing"),
-        (lambda s: s.update({"AuxLogits.fc.weight": np.zeros((1000, 768))}), "1 unexpected"),
-        (lambda s: s.update({"fc.weight": np.zeros((1000, 2048), np.float32)}), "1 wrong shapes"),
-    ],
+  "edit, message",
+  [
+    (lambda s: s.pop("Mixed_5b.branch1x1.conv.weight"), "1 missing"),
+    (lambda s: s.update({"AuxLogits.fc.weight": np.zeros((1000, 768))}), "1 unexpected"),
+    (lambda s: s.update({"fc.weight": np.zeros((1000, 2048), np.float32)}), "1 wrong shapes"),
+  ],
 )
 def test_converter_refuses_other_networks(synthetic_state, edit, message):
   state = dict(synthetic_state)
@@ -180,19 +180,20 @@ def test_missing_weights_is_one_clear_error(monkeypatch, tmp_path):
   monkeypatch.delenv(inception.ENV_VAR, raising=False)
   with pytest.raises(FileNotFoundError, match=f"{inception.ENV_VAR}.*") as err:
     inception.load_inception()
-  assert "python -m gan_jax.metrics.inception" in str(err.value)
+  assert "python -m gan_jax.eval.inception" in str(err.value)
   monkeypatch.setenv(inception.ENV_VAR, str(tmp_path / "absent.npz"))
   with pytest.raises(FileNotFoundError, match="absent.npz"):
     inception.load_inception()
 
 
+@pytest.mark.slow  # test-all: InceptionV3 at 299x299; the fast tier checks the converted names and shapes
 def test_converted_random_weights_give_pool3_and_logits(synthetic_state, monkeypatch, tmp_path):
   src, dst = tmp_path / "state.npz", tmp_path / "inception.npz"
   np.savez(src, **synthetic_state)
   assert inception.main([str(src), str(dst)]) == 0
   monkeypatch.setenv(inception.ENV_VAR, str(dst))
   net = inception.load_inception(batch_size=4)
-  assert net.weights_sha256 == features.file_sha256(dst)
+  assert net.weights_sha256 == feature_net.file_sha256(dst)
   gray_NHWC = np.linspace(-1, 1, 3 * 28 * 28, dtype=np.float32).reshape(3, 28, 28, 1)
   pool3_ND, probs_NC = net(gray_NHWC)  # padded to a batch of 4
   assert pool3_ND.shape == (3, 2048) and probs_NC.shape == (3, 1008)

@@ -6,11 +6,11 @@ import os
 import jax
 import numpy as np
 import pytest
+from helpers import image_config
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-from test_train import image_config
 
-from gan_jax import inpaint
+from gan_jax.apps import inpaint
 from gan_jax.cli import main
 from gan_jax.train import loop
 
@@ -158,14 +158,14 @@ def test_ssim_matches_skimage(seed):
   got_map = np.asarray(inpaint.ssim_map(np.concatenate([b, b_uniform]), np.concatenate([a, a])))
   for i, other in enumerate([*b, *b_uniform]):
     mean, full = structural_similarity(
-        a[i % 3].astype(np.float64),
-        other.astype(np.float64),
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        data_range=2.0,
-        channel_axis=-1,
-        full=True,
+      a[i % 3].astype(np.float64),
+      other.astype(np.float64),
+      gaussian_weights=True,
+      sigma=1.5,
+      use_sample_covariance=False,
+      data_range=2.0,
+      channel_axis=-1,
+      full=True,
     )
     np.testing.assert_allclose(got_map[i], full.mean(-1), atol=2e-5)
     np.testing.assert_allclose(got_map[i][5:-5, 5:-5].mean(), mean, atol=2e-6)  # skimage crops the window's radius

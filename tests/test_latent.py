@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax import latent
+from gan_jax.apps import latent
 from gan_jax.models.mlp import MLPGenerator
 
 
@@ -81,8 +81,9 @@ def test_latent_search_recovers_a_known_code(known_generator):
   generate, z_true_NZ, target_NHWC = known_generator
   (z_NZ, loss_N), loss_fn, _ = _recover(generate, target_NHWC, restarts=4)
   np.testing.assert_allclose(loss_N, loss_fn(generate(z_NZ), z_NZ), rtol=1e-5, atol=1e-7)  # loss is z's
-  random_N = np.stack([loss_fn(generate(jax.random.normal(jax.random.PRNGKey(10 + i), z_true_NZ.shape)), None)
-                       for i in range(20)])
+  random_N = np.stack(
+    [loss_fn(generate(jax.random.normal(jax.random.PRNGKey(10 + i), z_true_NZ.shape)), None) for i in range(20)]
+  )
   assert np.all(loss_N < 0.01 * np.median(random_N, axis=0)), (loss_N, np.median(random_N, axis=0))
 
 

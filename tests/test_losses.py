@@ -14,14 +14,14 @@ REAL = np.array([-5.0, 1.4, 12.5, 2.7])
 FAKE = np.array([10.0, 4.4, -5.5, 3.6])
 
 ALL = [
-    "hinge",
-    "least_squares",
-    "minimax",
-    "non_saturating",
-    "relativistic",
-    "relativistic_average",
-    "relativistic_hinge",
-    "wasserstein",
+  "hinge",
+  "least_squares",
+  "minimax",
+  "non_saturating",
+  "relativistic",
+  "relativistic_average",
+  "relativistic_hinge",
+  "wasserstein",
 ]
 SMOOTHABLE = ["minimax", "non_saturating", "relativistic", "relativistic_average"]
 
@@ -85,11 +85,11 @@ def test_registered_names():
 # smooths towards 0.5 (target 1 - 0.25/2), i.e. our one-sided s = 0.125. Its minimax G loss is minus its
 # D loss evaluated with real logits of 1, so it carries the constant -softplus(-1) that ours does not.
 TFGAN = [
-    ("least_squares", 0.0, 41.73375, 17.69625),
-    ("wasserstein", 0.0, 0.22500, -3.12500),
-    ("hinge", 0.0, 6.75000, -3.12500),
-    ("non_saturating", 0.125, 6.19637, 1.38582),
-    ("minimax", 0.125, 6.19637, -4.82408 + np.log1p(np.exp(-1.0))),
+  ("least_squares", 0.0, 41.73375, 17.69625),
+  ("wasserstein", 0.0, 0.22500, -3.12500),
+  ("hinge", 0.0, 6.75000, -3.12500),
+  ("non_saturating", 0.125, 6.19637, 1.38582),
+  ("minimax", 0.125, 6.19637, -4.82408 + np.log1p(np.exp(-1.0))),
 ]
 
 
@@ -174,7 +174,8 @@ def test_get_returns_registered_function_and_callables_as_is():
 
 
 def test_register_adds_a_name_and_refuses_duplicates(monkeypatch):
-  monkeypatch.setattr(losses, "_REGISTRY", dict(losses._REGISTRY))
+  monkeypatch.setattr(losses.LOSSES, "_entries", dict(losses.LOSSES._entries))
+  monkeypatch.setattr(losses.LOSSES, "_meta", dict(losses.LOSSES._meta))
 
   @losses.register("mean_gap")
   def mean_gap(real_logits, fake_logits):
@@ -205,21 +206,21 @@ def test_unknown_name_lists_names_and_the_path_form():
 
 
 @pytest.mark.parametrize(
-    "spec,error,pattern",
-    [
-        ("no_such_module_for_gan_jax:loss", ImportError, "cannot import module 'no_such_module_for_gan_jax'"),
-        ("math:no_such_loss", ImportError, "'math' has no attribute 'no_such_loss'"),
-        ("math:pi", TypeError, "'math:pi' is a float, not callable"),
-        ("math:", ValueError, "malformed"),
-        (3, TypeError, "is a int; expected a name"),
-    ],
+  "spec,error,pattern",
+  [
+    ("no_such_module_for_gan_jax:loss", ImportError, "cannot import module 'no_such_module_for_gan_jax'"),
+    ("math:no_such_loss", ImportError, "'math' has no attribute 'no_such_loss'"),
+    ("math:pi", TypeError, "'math:pi' is a float, not callable"),
+    ("math:", ValueError, "malformed"),
+    (3, TypeError, "is a int; expected a name"),
+  ],
 )
 def test_bad_specs(spec, error, pattern):
   with pytest.raises(error, match=pattern):
     losses.get(spec)
 
 
-CUSTOM_MODULE = '''
+CUSTOM_MODULE = """
 import jax.numpy as jnp
 
 
@@ -232,7 +233,7 @@ def smoothed(real_logits, fake_logits, *, label_smoothing=0.0):
 
 
 NOT_A_LOSS = 3
-'''
+"""
 
 
 @pytest.fixture

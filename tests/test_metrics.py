@@ -8,15 +8,15 @@ import scipy.linalg
 import scipy.spatial.distance
 import scipy.stats
 
-from gan_jax.metrics import (
-    FeatureMoments,
-    GaussianStats,
-    density_coverage,
-    fid,
-    inception_score,
-    kid,
-    knn_sq_radii,
-    precision_recall,
+from gan_jax.eval.metrics import (
+  FeatureMoments,
+  GaussianStats,
+  density_coverage,
+  fid,
+  inception_score,
+  kid,
+  knn_sq_radii,
+  precision_recall,
 )
 
 
@@ -203,7 +203,7 @@ def test_kid_between_halves_of_one_set_is_near_zero():
 def test_kid_same_seed_same_answer():
   real, fake = _features(17, n=80, d=4), _features(18, n=80, d=4)
   assert kid(real, fake, num_subsets=5, subset_size=30, seed=1) == kid(
-      real, fake, num_subsets=5, subset_size=30, seed=1
+    real, fake, num_subsets=5, subset_size=30, seed=1
   )
 
 
@@ -290,10 +290,10 @@ def _reference_manifold(real, fake, k_pr, k_dc):
   real_r, fake_r = kth(real, k_pr), kth(fake, k_pr)
   real_r_dc = kth(real, k_dc)
   return {
-      "precision": np.mean(np.any(d_fr <= real_r[None, :], axis=1)),
-      "recall": np.mean(np.any(d_fr <= fake_r[:, None], axis=0)),
-      "density": np.sum(d_fr <= real_r_dc[None, :]) / (k_dc * len(fake)),
-      "coverage": np.mean(d_fr.min(axis=0) <= real_r_dc),
+    "precision": np.mean(np.any(d_fr <= real_r[None, :], axis=1)),
+    "recall": np.mean(np.any(d_fr <= fake_r[:, None], axis=0)),
+    "density": np.sum(d_fr <= real_r_dc[None, :]) / (k_dc * len(fake)),
+    "coverage": np.mean(d_fr.min(axis=0) <= real_r_dc),
   }
 
 
@@ -303,8 +303,8 @@ def test_manifold_metrics_match_unchunked_reference(chunk_size):
   fake = _features(24, n=130, d=5, scale=1.4, shift=0.3)
   expected = _reference_manifold(real, fake, k_pr=3, k_dc=5)
   got = {
-      **precision_recall(real, fake, chunk_size=chunk_size),
-      **density_coverage(real, fake, chunk_size=chunk_size),
+    **precision_recall(real, fake, chunk_size=chunk_size),
+    **density_coverage(real, fake, chunk_size=chunk_size),
   }
   assert got == pytest.approx(expected, rel=1e-12)
   assert 0.1 < got["precision"] < 0.99 and 0.1 < got["recall"] < 0.99  # a case that discriminates

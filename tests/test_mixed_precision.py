@@ -12,16 +12,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_train import ring_config
+from helpers import register_model, ring_config
 
 from gan_jax import config as config_lib
 from gan_jax import models, parallel
 from gan_jax.data import DatasetInfo
-from gan_jax.models.layers import ConvTranspose4x4S2
+from gan_jax.models.fast_ops import ConvTranspose4x4S2
+from gan_jax.records import read_jsonl
 from gan_jax.train import loop
+from gan_jax.train.options import Options
 from gan_jax.train.state import HPARAMS, create_gan, init_state
-from gan_jax.train.step import make_train_step
-from gan_jax.train.writers import read_jsonl
+from gan_jax.train.step import make_member_step
 
 RING8 = DatasetInfo("ring8", "points", (2,), 8, None)
 FASHION_LIKE = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
@@ -61,25 +62,26 @@ def test_bfloat16_layers_float32_params_and_outputs(model, info):
   z_BZ, x = jnp.zeros((4, gan.latent_dim)), jnp.zeros((4, *info.shape))
   capture = lambda mdl, _: isinstance(mdl, LAYERS)
   for module, params, stats, inputs in [
-      (gan.generator, state.g_params, state.g_stats, z_BZ),
-      (gan.discriminator, state.d_params, state.d_stats, x),
+    (gan.generator, state.g.params, state.g.stats, z_BZ),
+    (gan.discriminator, state.d.params, state.d.stats, x),
   ]:
     apply = lambda v, i, module=module: module.apply(
-        v, i, train=False, capture_intermediates=capture, mutable=["intermediates"]
+      v, i, train=False, capture_intermediates=capture, mutable=["intermediates"]
     )
     out, captured = jax.eval_shape(apply, {"params": params, **stats}, inputs)
     layer_outputs = jax.tree.leaves(captured["intermediates"])
     assert layer_outputs and {a.dtype for a in layer_outputs} == {jnp.dtype(jnp.bfloat16)}, type(module).__name__
     assert out.dtype == jnp.float32
-  assert jax.eval_shape(gan.generate, state.ema_params, state.g_stats, z_BZ).dtype == jnp.float32
+  assert jax.eval_shape(gan.generate, state.ema_params, state.g.stats, z_BZ).dtype == jnp.float32
 
   # The train step: all matmuls / convolutions in bfloat16, and the state and metrics it returns in float32.
-  step = jax.vmap(make_train_step(gan, config), axis_name=parallel.AXIS)
-  state_K = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape), a.dtype), state)
+  member_step = make_member_step(gan, Options.from_config(config))
+  step = jax.vmap(member_step, in_axes=(0, 0, None), axis_name=parallel.AXIS)
+  state_D = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape), a.dtype), state)  # one device's
   batch = {"x": jax.ShapeDtypeStruct((1, 1, config.train.batch_size, *info.shape), jnp.float32)}
-  assert layer_math_dtypes(jax.make_jaxpr(step)(state_K, batch).jaxpr) == {"bfloat16"}
-  new_state, metrics = jax.eval_shape(step, state_K, batch)
-  assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(lambda a: a.dtype, state_K)
+  assert layer_math_dtypes(jax.make_jaxpr(step)(state_D, batch, 0).jaxpr) == {"bfloat16"}
+  new_state, metrics = jax.eval_shape(step, state_D, batch, 0)
+  assert jax.tree.map(lambda a: a.dtype, new_state) == jax.tree.map(lambda a: a.dtype, state_D)
   assert {a.dtype for a in jax.tree.leaves(metrics)} == {jnp.dtype(jnp.float32)}
 
 
@@ -112,7 +114,7 @@ def test_family_without_dtype_field_is_refused_only_in_bfloat16(monkeypatch):
     def __call__(self, x, labels_B=None, *, train: bool):
       return nn.Dense(1)(x)
 
-  monkeypatch.setitem(models._FAMILIES, "plain", lambda cfg, info: (Plain(), Plain()))
+  register_model(monkeypatch, "plain", lambda cfg, info: (Plain(), Plain()))
   config = ring_config(**{"model.name": "plain"})
   models.get(config.model, RING8)  # float32 needs nothing of a family
   with pytest.raises(ValueError, match=r"compute_dtype='bfloat16': model.name='plain' has a Plain without a `dtype`"):

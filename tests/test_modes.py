@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gan_jax.metrics.modes import mode_metrics
+from gan_jax.eval.metrics.modes import mode_metrics
 
 RING_SIGMA, GRID_SIGMA = 0.01, 0.05
 

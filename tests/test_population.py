@@ -1,24 +1,30 @@
 """A population of K members equals K separate runs with the same seeds and hyperparameters."""
 
-import json
 import os
 
 import numpy as np
 import pytest
-from test_train import ring_config
+from helpers import ring_config
 
 from gan_jax import parallel
 from gan_jax.cli import main
+from gan_jax.records import read_jsonl
 from gan_jax.train import loop
 from gan_jax.train.population import member_configs
-from gan_jax.train.writers import read_jsonl
 
 MEMBERS = {"seed": [0, 5, 7], "optim.d.lr": [1e-3, 2e-4, 5e-4], "train.ema_decay": [0.0, 0.5, 0.9]}
+POPULATION = {
+  "population.size": 3,
+  "population.seed": (0, 5, 7),
+  "population.d_lr": (1e-3, 2e-4, 5e-4),
+  "population.ema_decay": (0.0, 0.5, 0.9),
+}
 
 
+@pytest.mark.slow  # test-all; the fast tier's twin: test_small_split_population_matches_separate_runs
 def test_population_matches_separate_runs(tmp_path):
   evaluated = {"train.num_devices": 2, "eval.final": True, "eval.num_samples": 500}
-  pop = ring_config(**{"population": 3, "population_members": json.dumps(MEMBERS), **evaluated})
+  pop = ring_config(**POPULATION, **evaluated)
   loop.train_and_evaluate(pop, str(tmp_path / "pop"))
   rows = read_jsonl(os.path.join(tmp_path, "pop", "metrics.jsonl"))
   assert sorted({r["member"] for r in rows}) == [0, 1, 2]
@@ -28,8 +34,11 @@ def test_population_matches_separate_runs(tmp_path):
     # Training metrics, and the final evaluation (drawn from each member's own seed).
     for filename in ("metrics.jsonl", "eval.jsonl"):
       expected = read_jsonl(os.path.join(tmp_path, f"m{m}", filename))
-      got = [{k: v for k, v in r.items() if k != "member"} for r in read_jsonl(os.path.join(tmp_path, "pop", filename))
-             if r["member"] == m]
+      got = [
+        {k: v for k, v in r.items() if k != "member"}
+        for r in read_jsonl(os.path.join(tmp_path, "pop", filename))
+        if r["member"] == m
+      ]
       assert [r["step"] for r in got] == [r["step"] for r in expected] and got
       for a, b in zip(got, expected, strict=True):
         for k, v in b.items():
@@ -49,12 +58,17 @@ def member_rows(workdir) -> dict[int, list[dict]]:
   return {m: [r for r in rows if r["member"] == m] for m in sorted({r["member"] for r in rows})}
 
 
+@pytest.mark.slow  # test-all; the fast tier's twin: test_small_split_population_matches_separate_runs
 def test_members_split_over_devices_train_as_on_one(tmp_path):
   """Members split over the members axis (auto: 4 of 4 devices; 2 x 2) give each member's run unchanged,
   a run resumes across layouts (a checkpoint of a 2 x 2 split, resumed with every member on every device),
   and `sample` reads one member of a split checkpoint."""
-  four = {"seed": [0, 5, 7, 9], "optim.d.lr": [1e-3, 2e-4, 5e-4, 1e-3]}
-  layout = {"population": 4, "population_members": json.dumps(four), "train.num_devices": 4}
+  layout = {
+    "population.size": 4,
+    "population.seed": (0, 5, 7, 9),
+    "population.d_lr": (1e-3, 2e-4, 5e-4, 1e-3),
+    "train.num_devices": 4,
+  }
   pop = lambda **o: ring_config(**layout, **o)
   assert dict(parallel.make_mesh(4, 4, 0).shape) == {"members": 4, "data": 1}
   assert dict(parallel.make_mesh(4, 4, 2).shape) == {"members": 2, "data": 2}
@@ -79,6 +93,21 @@ def test_members_split_over_devices_train_as_on_one(tmp_path):
   assert not np.allclose(samples["auto", 3], samples["auto", 0], rtol=1e-2)  # --member picked member 3
 
 
+def test_small_split_population_matches_separate_runs(tmp_path):
+  """Two members split over two devices (one each) train as their separate one-device runs."""
+  pop = {"population.size": 2, "population.seed": (0, 5), "population.d_lr": (1e-3, 2e-4), "train.steps": 3}
+  loop.train_and_evaluate(ring_config(**pop, **{"train.num_devices": 2}), str(tmp_path / "pop"))
+  got = member_rows(tmp_path / "pop")
+  for m, (seed, lr) in enumerate(((0, 1e-3), (5, 2e-4))):
+    alone = ring_config(**{"seed": seed, "optim.d.lr": lr, "train.steps": 3, "train.num_devices": 1})
+    loop.train_and_evaluate(alone, str(tmp_path / f"m{m}"))
+    expected = read_jsonl(os.path.join(tmp_path, f"m{m}", "metrics.jsonl"))
+    assert [r["step"] for r in got[m]] == [r["step"] for r in expected] == [1, 2, 3]
+    for a, b in zip(got[m], expected, strict=True):
+      for k in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=f"member {m} step {a['step']} {k}")
+
+
 @pytest.mark.parametrize("split, message", [(3, "train.member_devices=3: expected 0"), (-1, "member_devices=-1")])
 def test_bad_member_split_is_one_clear_error(split, message):
   with pytest.raises(ValueError, match=message):
@@ -86,18 +115,34 @@ def test_bad_member_split_is_one_clear_error(split, message):
 
 
 @pytest.mark.parametrize(
-    "population, members, message",
-    [
-        (0, "", "population=0: expected a positive number"),
-        (2, '{"model.g_width": [1, 2]}', "cannot vary within a population"),
-        (2, '{"seed": [1]}', "expected a list of population=2 values"),
-        (2, "{seed: 1}", "is not JSON"),
-    ],
+  "overrides, message",
+  [
+    ({"population.size": 0}, "population.size=0: expected a positive number"),
+    ({"population.size": 2, "population.seed": "(1,)"}, r"population.seed=\(1,\): expected 2 values"),
+    ({"population.size": 2, "population.g_lr": "[1e-3, 2e-3, 3e-3]"}, r"population.g_lr=\(0.001, 0.002, 0.003\)"),
+  ],
 )
-def test_bad_population_is_one_clear_error(population, members, message):
+def test_bad_population_is_one_clear_error(overrides, message):
   with pytest.raises(ValueError, match=message):
-    member_configs(ring_config(**{"population": population, "population_members": members}))
+    member_configs(ring_config(**overrides))
+  with pytest.raises(KeyError, match="unknown config key 'population.g_width'"):
+    ring_config(**{"population.g_width": "(1, 2)"})
 
 
-def test_default_member_seeds_count_up():
-  assert [m.seed for m in member_configs(ring_config(**{"population": 3, "seed": 4}))] == [4, 5, 6]
+def test_default_member_seeds_count_up_and_members_are_separate_runs():
+  members = member_configs(ring_config(**{"population.size": 3, "seed": 4, "population.d_lr": "(1e-3, 2e-3, 3e-3)"}))
+  assert [m.seed for m in members] == [4, 5, 6] and [m.optim.d.lr for m in members] == [1e-3, 2e-3, 3e-3]
+  alone = ring_config(**{"seed": 5, "optim.d.lr": 2e-3})
+  assert members[1].to_dict() == alone.to_dict()
+
+
+def test_population_resumes_with_new_learning_rates(tmp_path, capsys):
+  """Only population.size fixes the state's shapes: a resumed population may change its members' rates."""
+  pop = {"population.size": 2, "train.num_devices": 1, "train.steps": 3}
+  loop.train_and_evaluate(ring_config(**pop), str(tmp_path))
+  faster = ring_config(**{**pop, "train.steps": 6, "population.g_lr": (1e-3, 2e-3)})
+  state = loop.train_and_evaluate(faster, str(tmp_path))
+  assert "Resuming" in capsys.readouterr().err and int(state.step[0]) == 6
+  np.testing.assert_allclose(np.asarray(state.hparams["g_lr"]), [1e-3, 2e-3])
+  with pytest.raises(ValueError, match=r"population.size: 2 -> 3"):
+    loop.train_and_evaluate(ring_config(**{**pop, "population.size": 3}), str(tmp_path))

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import sweep as gan_sweep
+from gan_jax.cli import commands
+from gan_jax.cli import parser as cli_parser
+from gan_jax.records import read_jsonl
 from gan_jax.sweep import choice, launch, log_uniform, product, random_search, seeds, sweep, uniform, zip_
 from gan_jax.sweep.launch import load_sweep, resources, sync_manifest
 from gan_jax.sweep.manifest import Manifest, PointRecord
-from gan_jax.sweep.report import read_jsonl
 from gan_jax.sweep.space import name_points, point_name
 from gan_jax.sweep.vectorize import group_points, regroup
 from gan_jax.train.population import member_configs
@@ -60,9 +61,10 @@ def train_env(monkeypatch, tmp_path_factory):
 
 
 def sweep_main(argv):
+  """`gan-jax sweep ARGV` with its errors raised, not mapped to exit status 2."""
   parser = argparse.ArgumentParser(prog="gan-jax")
-  gan_sweep.add_parser(parser.add_subparsers(dest="command", required=True))
-  return gan_sweep.run(parser.parse_args(["sweep", *argv]))
+  cli_parser.add_sweep_parser(parser.add_subparsers(dest="command", required=True))
+  return commands.sweep(parser.parse_args(["sweep", *argv]), {})
 
 
 def rows_of(path):
@@ -127,13 +129,13 @@ def test_names_are_readable_unique_and_safe():
 
 def test_manifest_round_trips(tmp_path):
   m = Manifest(
-      config="/x/exp.py:arg",
-      points=[
-          PointRecord("seed=0", {"seed": 0}, "/d/seed=0", "done", 0, "", "t0", "t1"),
-          PointRecord("seed=1", {"seed": 1, "lr": 1e-4}, "/d/seed=1", "failed", 2, "Traceback\nKeyError", "t2", "t3"),
-          PointRecord("seed=2", {"seed": 2}, "/d/seed=2"),
-          PointRecord("seed=3", {"seed": 3}, "/d/g", "done", 0, group="g", member=1),
-      ],
+    config="/x/exp.py:arg",
+    points=[
+      PointRecord("seed=0", {"seed": 0}, "/d/seed=0", "done", 0, "", "t0", "t1"),
+      PointRecord("seed=1", {"seed": 1, "lr": 1e-4}, "/d/seed=1", "failed", 2, "Traceback\nKeyError", "t2", "t3"),
+      PointRecord("seed=2", {"seed": 2}, "/d/seed=2"),
+      PointRecord("seed=3", {"seed": 3}, "/d/g", "done", 0, group="g", member=1),
+    ],
   )
   m.save(str(tmp_path))
   assert Manifest.load(str(tmp_path)) == m
@@ -180,7 +182,12 @@ def test_dry_run_and_validation(tmp_path, capsys):
   assert resources(cfg)["gpus_per_node"] == 1
   cfg.slurm = {"partition": "gpu", "gpus_per_node": 4, "account": "lab"}
   assert resources(cfg) | {"timeout_min": 0} == {
-      "partition": "gpu", "timeout_min": 0, "gpus_per_node": 4, "cpus_per_task": 8, "mem_gb": 32, "slurm_account": "lab"
+    "partition": "gpu",
+    "timeout_min": 0,
+    "gpus_per_node": 4,
+    "cpus_per_task": 8,
+    "mem_gb": 32,
+    "slurm_account": "lab",
   }
   with pytest.raises(ValueError, match="without --config"):
     sweep_main(["--report", str(tmp_path), "--config", exp])
@@ -196,6 +203,7 @@ def test_a_sweep_may_import_modules_next_to_its_file(tmp_path):
 # ---------------------------------------------------------------------------------------- launchers
 
 
+@pytest.mark.slow  # test-all; the fast tier runs the local launcher on stand-in commands (interrupted points)
 def test_local_launcher_isolates_failures_and_retries_only_them(tmp_path, capsys, train_env):
   exp = write_experiment(tmp_path, 'return seeds(3) + [{"seed": 0, "model.name": "nope"}]')
   out = str(tmp_path / "sweep")
@@ -271,8 +279,16 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
       name = point_name(point)
       d_loss, fids, modes, scores = rng.normal(), rng.uniform(5, 50, 3), rng.integers(0, 9, 3), rng.uniform(1, 9, 3)
       spreads = rng.uniform(0, 1, 3)
-      evals = [{"step": 10 * (i + 1), "fid": float(fids[i]), "modes": int(modes[i]), "is_mean": float(scores[i]),
-                "is_std": float(spreads[i])} for i in range(3)]
+      evals = [
+        {
+          "step": 10 * (i + 1),
+          "fid": float(fids[i]),
+          "modes": int(modes[i]),
+          "is_mean": float(scores[i]),
+          "is_std": float(spreads[i]),
+        }
+        for i in range(3)
+      ]
       # The Inception Score's mean: larger is better; its std is the one of that evaluation.
       best_is[name] = scores.max(), spreads[scores.argmax()]
       write_run(tmp_path, name, [{"step": 5, "d_loss": 9.0}, {"step": 10, "d_loss": d_loss, "g_loss": 1.0}], evals)
@@ -318,24 +334,22 @@ def test_report_tables_and_seed_aggregation(tmp_path, capsys):
 
 def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, capsys):
   exp = write_experiment(
-      tmp_path,
-      "from gan_jax.sweep import product, sweep; "
-      'return product(sweep("optim.d.lr", [1e-3, 2e-4]), seeds(2)) '
-      '+ [{"loss.name": "hinge", "seed": 0}, {"loss.name": "hinge", "seed": 1, "train.ema_decay": 0.0}] '
-      '+ [{"seed": 7, "model.g_width": 8}, {"seed": 8, "model.d_width": 8}, {"seed": 9, "population": 2}] '
-      '+ [{"loss.name": "wasserstein", "seed": 3}]',
+    tmp_path,
+    "from gan_jax.sweep import product, sweep; "
+    'return product(sweep("optim.d.lr", [1e-3, 2e-4]), seeds(2)) '
+    '+ [{"loss.name": "hinge", "seed": 0}, {"loss.name": "hinge", "seed": 1, "train.ema_decay": 0.0}] '
+    '+ [{"seed": 7, "model.g_width": 8}, {"seed": 8, "model.d_width": 8}, {"seed": 9, "population.size": 2}] '
+    '+ [{"loss.name": "wasserstein", "seed": 3}]',
   )
   plan = load_sweep(exp)
   groups = group_points(plan.names, plan.points, plan.configs)
-  assert [g.members for g in groups] == [
-      tuple(plan.names[:4]), tuple(plan.names[4:6]), *((n,) for n in plan.names[6:])
-  ]
+  assert [g.members for g in groups] == [tuple(plan.names[:4]), tuple(plan.names[4:6]), *((n,) for n in plan.names[6:])]
   lrs, hinge = groups[0], groups[1]
   assert lrs.name.startswith("base_pop4_") and hinge.name.startswith("loss.name=hinge_pop2_")
-  members = {"seed": [0, 1, 0, 1], "optim.d.lr": [1e-3, 1e-3, 2e-4, 2e-4]}
-  assert lrs.overrides == {"population": 4, "population_members": json.dumps(members)}
+  members = {"population.seed": [0, 1, 0, 1], "population.d_lr": [1e-3, 1e-3, 2e-4, 2e-4]}
+  assert lrs.overrides == {"population.size": 4, **members}
   # Values are compared resolved: ema_decay 0.0 is the experiment's own, so it does not vary.
-  assert hinge.overrides == {"loss.name": "hinge", "population": 2, "population_members": '{"seed": [0, 1]}'}
+  assert hinge.overrides == {"loss.name": "hinge", "population.size": 2, "population.seed": [0, 1]}
   # Widths, losses and points that are populations already train alone, under their own names and overrides.
   assert [(g.name, g.overrides) for g in groups[2:]] == list(zip(plan.names[6:], plan.points[6:], strict=True))
   assert not any(g.is_population for g in groups[2:])
@@ -346,7 +360,7 @@ def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, 
     config_lib.apply_overrides(run := base.copy_and_resolve_references(), group.overrides)
     for member, name in zip(member_configs(run), group.members, strict=True):
       alone = config_lib.to_dict(plan.configs[plan.names.index(name)])
-      assert {**config_lib.to_dict(member), "population": 1, "population_members": ""} == alone
+      assert config_lib.to_dict(member) == alone
 
   assert [len(g.members) for g in group_points(plan.names, plan.points, plan.configs, 3)[:3]] == [2, 2, 2]
   assert all(len(g.members) == 1 for g in group_points(plan.names, plan.points, plan.configs, 1))
@@ -384,33 +398,47 @@ def test_an_interrupted_population_comes_back_as_the_same_run(tmp_path):
 def test_report_reads_each_point_from_its_member_rows(tmp_path):
   # A population of two points (rows interleaved by member, as the train loop writes them) and a lone point.
   write_run(
-      tmp_path,
-      "g",
-      [{"step": s, "member": m, "d_loss": 10.0 * s + m, "g_loss": -m} for s in (5, 10) for m in (0, 1)],
-      [{"step": 10, "member": m, "fid": fid, "modes": 8 - m} for m, fid in ((0, 3.0), (1, 7.0), (0, 5.0), (1, 2.0))],
+    tmp_path,
+    "g",
+    [{"step": s, "member": m, "d_loss": 10.0 * s + m, "g_loss": -m} for s in (5, 10) for m in (0, 1)],
+    [{"step": 10, "member": m, "fid": fid, "modes": 8 - m} for m, fid in ((0, 3.0), (1, 7.0), (0, 5.0), (1, 2.0))],
   )
   write_run(tmp_path, "seed=2", [{"step": 10, "d_loss": 1.5}], [{"step": 10, "fid": 4.0, "modes": 6}])
-  Manifest("/x/exp.py", [
+  Manifest(
+    "/x/exp.py",
+    [
       PointRecord("seed=0", {"seed": 0}, str(tmp_path / "g"), "done", 0, group="g", member=0),
       PointRecord("seed=1", {"seed": 1}, str(tmp_path / "g"), "done", 0, group="g", member=1),
       PointRecord("seed=2", {"seed": 2}, str(tmp_path / "seed=2"), "done", 0),
-  ]).save(str(tmp_path))
+    ],
+  ).save(str(tmp_path))
   sweep_main(["--report", str(tmp_path)])
   rows = {r["name"]: r for r in rows_of(tmp_path / "results.csv")}
   assert [r["name"] for r in rows_of(tmp_path / "results.csv")] == ["seed=1", "seed=0", "seed=2"]  # best.fid
   assert not any("member" in col for col in rows["seed=0"])
   assert {k: float(v) for k, v in rows["seed=0"].items() if "." in k} == {
-      "final.step": 10, "final.d_loss": 100, "final.g_loss": 0, "final.fid": 5, "final.modes": 8, "best.fid": 3,
-      "best.modes": 8,
+    "final.step": 10,
+    "final.d_loss": 100,
+    "final.g_loss": 0,
+    "final.fid": 5,
+    "final.modes": 8,
+    "best.fid": 3,
+    "best.modes": 8,
   }
   assert {k: float(v) for k, v in rows["seed=1"].items() if "." in k} == {
-      "final.step": 10, "final.d_loss": 101, "final.g_loss": -1, "final.fid": 2, "final.modes": 7, "best.fid": 2,
-      "best.modes": 7,
+    "final.step": 10,
+    "final.d_loss": 101,
+    "final.g_loss": -1,
+    "final.fid": 2,
+    "final.modes": 7,
+    "best.fid": 2,
+    "best.modes": 7,
   }
   (seed_row,) = rows_of(tmp_path / "results_by_seed.csv")
   assert seed_row["seeds"] == "3" and float(seed_row["best.fid.mean"]) == 3.0
 
 
+@pytest.mark.slow  # test-all; the fast tier groups points (test_vectorize_*) and trains populations elsewhere
 def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monkeypatch, train_env):
   body = 'return [{"seed": s, "optim.d.lr": 2e-3} for s in (0, 1)] + [{"seed": s, "model.name": "no"} for s in (0, 1)]'
   exp = write_experiment(tmp_path, body)
@@ -421,10 +449,10 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
   assert [(p.status, p.member) for p in points] == [("done", 0), ("done", 1), ("failed", 0), ("failed", 1)]
   assert good[0].group == good[1].group != bad[0].group == bad[1].group
   assert good[0].job_id == good[1].job_id != bad[0].job_id == bad[1].job_id
-  assert good[0].workdir == str(out / good[0].group) and "unknown model.name 'no'" in bad[1].error
+  assert good[0].workdir == str(out / good[0].group) and "unknown model 'no'" in bad[1].error
   assert {d for d in os.listdir(out) if not d.startswith((".", "results", "manifest"))} == {good[0].group, bad[0].group}
   with open(out / good[0].group / "config.json") as f:
-    assert json.load(f)["population"] == 2
+    assert json.load(f)["population"]["size"] == 2
 
   rows = read_jsonl(str(out / good[0].group / "metrics.jsonl"))
   evals = read_jsonl(str(out / good[0].group / "eval.jsonl"))
@@ -435,7 +463,7 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
     assert final["step"] == final_eval["step"] == 4
     final_eval = {k: v for k, v in final_eval.items() if k not in ("step", "member", "protocol")}
     assert {k: float(v) for k, v in results[p.name].items() if k.startswith("final.")} == {
-        f"final.{k}": v for k, v in {**final, **final_eval}.items() if k != "member"
+      f"final.{k}": v for k, v in {**final, **final_eval}.items() if k != "member"
     }
   assert results[good[0].name]["final.d_loss"] != results[good[1].name]["final.d_loss"]
 
@@ -444,7 +472,7 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
   monkeypatch.setattr(launch, "train_command", lambda _, job: ran.append(job) or [sys.executable, "-c", "exit(3)"])
   log = (out / good[0].group / "train.log").read_text()
   assert sweep_main(["--config", exp, "--workdir", str(out), "--vectorize"]) == 1
-  assert [(j.workdir, j.overrides["population"]) for j in ran] == [(bad[0].workdir, 2)]
+  assert [(j.workdir, j.overrides["population.size"]) for j in ran] == [(bad[0].workdir, 2)]
   assert (out / good[0].group / "train.log").read_text() == log
   assert "4 points, 2 done already, running 2 as 1 runs" in capsys.readouterr().err
   assert Manifest.load(str(out)).points[:2] == good

@@ -6,70 +6,35 @@ import os
 import jax
 import numpy as np
 import pytest
+from helpers import assert_runs_close, image_config, losses_of, ring_config
 
 from gan_jax import config as config_lib
 from gan_jax import data
 from gan_jax.cli import main
+from gan_jax.records import read_jsonl
 from gan_jax.train import loop
-from gan_jax.train.writers import MetricsWriter, read_jsonl
+from gan_jax.train.writers import MetricsWriter
 
 
-def ring_config(**overrides):
-  c = config_lib.base_config()
-  c.data.name = "ring8"
-  c.model.name = "mlp2d"
-  c.model.latent_dim = 2
-  c.model.g_width = c.model.d_width = 16
-  c.train.steps = 6
-  c.train.batch_size = 16
-  c.train.log_every = 1
-  c.train.sample_every = 1000
-  c.train.ema_decay = 0.9
-  c.checkpoint.every = 3
-  config_lib.apply_overrides(c, overrides)
-  return c
-
-
-def image_config(idx_dir, tfds_dir, model="dcgan", **overrides):
-  c = ring_config(**overrides)
-  c.data.name = "fashion_mnist"
-  c.data.source_dir = idx_dir
-  c.data.data_dir = str(tfds_dir)
-  c.model.name = model
-  c.model.latent_dim = 8
-  c.model.g_width = c.model.d_width = 8 if model == "dcgan" else 4
-  c.eval.final = False  # image evaluation has its own tests
-  return c
-
-
-def losses_of(workdir):
-  return [{k: v for k, v in r.items()} for r in read_jsonl(os.path.join(workdir, "metrics.jsonl"))]
-
-
-def assert_runs_close(a, b, tol=1e-5):
-  assert [r["step"] for r in a] == [r["step"] for r in b]
-  for ra, rb in zip(a, b, strict=True):
-    assert ra.keys() == rb.keys()
-    for k in ra:
-      np.testing.assert_allclose(ra[k], rb[k], rtol=tol, atol=tol, err_msg=f"step {ra['step']} {k}")
-
-
-@pytest.fixture(scope="module")
-def tfds_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("tfds")
-
-
-@pytest.mark.parametrize("model", ["mlp2d", "dcgan", "mlp_gan"])  # plain, batch norm, dropout
+# The fast tier's run: the 2D MLP; the image models (slow tier) add convolutions, batch norm over the devices and
+# dropout, whose per-example masks test_models.py::test_dropout_masks_do_not_depend_on_the_device_layout checks.
+@pytest.mark.parametrize(
+  "model", ["mlp2d", pytest.param("dcgan", marks=pytest.mark.slow), pytest.param("mlp_gan", marks=pytest.mark.slow)]
+)
 def test_eight_devices_match_one(model, tmp_path, fashion_idx_dir, tfds_dir):
-  make = (lambda **o: ring_config(**o)) if model == "mlp2d" else (
-      lambda **o: image_config(fashion_idx_dir, tfds_dir, model, **o))
+  devices = 8
+  make = (
+    (lambda **o: ring_config(**o))
+    if model == "mlp2d"
+    else (lambda **o: image_config(fashion_idx_dir, tfds_dir, model, **o))
+  )
   states = {}
-  for n in (1, 8):
+  for n in (1, devices):
     states[n] = loop.train_and_evaluate(make(**{"train.num_devices": n}), str(tmp_path / f"d{n}"))
-  assert_runs_close(losses_of(tmp_path / "d1"), losses_of(tmp_path / "d8"))
-  for a, b in zip(jax.tree.leaves(states[1]), jax.tree.leaves(states[8]), strict=True):
+  assert_runs_close(losses_of(tmp_path / "d1"), losses_of(tmp_path / f"d{devices}"))
+  for a, b in zip(jax.tree.leaves(states[1]), jax.tree.leaves(states[devices]), strict=True):
     np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-5, atol=1e-5)
-  assert np.any(np.asarray(jax.tree.leaves(states[8].g_params)[0]) != 0)
+  assert np.any(np.asarray(jax.tree.leaves(states[devices].g.params)[0]) != 0)
 
 
 def test_same_seed_same_metrics_and_seed_matters(tmp_path):
@@ -115,7 +80,7 @@ def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch, capsys):
   assert best_steps("resumed") == best_steps("full") and best_steps("full")
 
 
-@pytest.mark.parametrize("first, then", [(8, 1), (1, 8)])
+@pytest.mark.parametrize("first, then", [(8, 1), pytest.param(1, 8, marks=pytest.mark.slow)])
 def test_checkpoint_moves_between_device_counts(first, then, tmp_path):
   loop.train_and_evaluate(ring_config(**{"train.num_devices": 1}), str(tmp_path / "one"))
   loop.train_and_evaluate(ring_config(**{"train.num_devices": first, "train.steps": 3}), str(tmp_path / "moved"))
@@ -124,13 +89,13 @@ def test_checkpoint_moves_between_device_counts(first, then, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "overrides, message",
-    [
-        ({"model.name": "nope"}, "unknown model.name 'nope'"),
-        ({"data.name": "nope"}, "nope"),
-        ({"loss.name": "nope"}, "nope"),
-        ({"train.batch_size": 12}, "train.batch_size=12 is not divisible"),
-    ],
+  "overrides, message",
+  [
+    ({"model.name": "nope"}, "unknown model 'nope'"),
+    ({"data.name": "nope"}, "nope"),
+    ({"loss.name": "nope"}, "nope"),
+    ({"train.batch_size": 12, "train.num_devices": 8}, "train.batch_size=12 is not divisible"),
+  ],
 )
 def test_bad_input_is_one_clear_error(overrides, message, tmp_path):
   with pytest.raises((ValueError, KeyError, ImportError)) as e:
@@ -147,13 +112,13 @@ def test_workdir_with_other_architecture_is_refused(tmp_path):
 def test_cli_train_resume_and_sample(tmp_path, capsys):
   cfg = tmp_path / "exp.py"
   cfg.write_text(
-      "from gan_jax.config import base_config\n"
-      "def get_config(arg=None):\n"
-      "  c = base_config()\n"
-      "  c.data.name, c.model.name, c.model.latent_dim = arg or 'ring8', 'mlp2d', 2\n"
-      "  c.model.g_width = c.model.d_width = 8\n"
-      "  c.train.steps, c.train.batch_size, c.train.log_every, c.train.sample_every = 2, 8, 1, 2\n"
-      "  return c\n"
+    "from gan_jax.config import base_config\n"
+    "def get_config(arg=None):\n"
+    "  c = base_config()\n"
+    "  c.data.name, c.model.name, c.model.latent_dim = arg or 'ring8', 'mlp2d', 2\n"
+    "  c.model.g_width = c.model.d_width = 8\n"
+    "  c.train.steps, c.train.batch_size, c.train.log_every, c.train.sample_every = 2, 8, 1, 2\n"
+    "  return c\n"
   )
   wd = str(tmp_path / "run")
   assert main(["train", "--config", f"{cfg}:grid25", "--workdir", wd, "--config.train.steps=2"]) == 0
@@ -173,7 +138,9 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
 
 def test_sample_writes_uint8_images(tmp_path, fashion_idx_dir, tfds_dir):
   wd = str(tmp_path / "run")
-  loop.train_and_evaluate(image_config(fashion_idx_dir, tfds_dir, **{"train.steps": 1}), wd)
+  # DiffAugment in the step (its 1-vs-8-device run is in the slow tier).
+  augmented = {"train.steps": 1, "augment.policy": "color,translation,cutout"}
+  loop.train_and_evaluate(image_config(fashion_idx_dir, tfds_dir, **augmented), wd)
   out = str(tmp_path / "s.npz")
   assert main(["sample", "--workdir", wd, "--num", "5", "--out", out, "--no-ema"]) == 0
   images = np.load(out)["images"]
@@ -209,8 +176,10 @@ def test_tensorboard_writer_loads_without_torch():
   import subprocess
   import sys
 
-  code = ("import sys; from gan_jax.train.writers import summary_writer_class; "
-          "w = summary_writer_class(); print(w.__name__, 'torch' in sys.modules)")
+  code = (
+    "import sys; from gan_jax.train.writers import summary_writer_class; "
+    "w = summary_writer_class(); print(w.__name__, 'torch' in sys.modules)"
+  )
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
   assert out.split() == ["SummaryWriter", "False"]
 

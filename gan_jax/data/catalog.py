@@ -14,14 +14,14 @@ def prepared_builder(name: str, data_dir: str = "") -> tfds.core.DatasetBuilder:
       import tensorflow  # noqa: F401
     except ImportError:
       raise RuntimeError(
-          f"tfds:{name} is not prepared in {builder.data_dir} and preparing it needs TensorFlow: "
-          f"`pip install 'gan_jax[tf]'`, or set --config.data.data_dir to where it is prepared (array_record)"
+        f"tfds:{name} is not prepared in {builder.data_dir} and preparing it needs TensorFlow: "
+        f"`pip install 'gan_jax[tf]'`, or set --config.data.data_dir to where it is prepared (array_record)"
       ) from None
     builder.download_and_prepare()
   if builder.info.file_format != tfds.core.file_adapters.FileFormat.ARRAY_RECORD:
     raise ValueError(
-        f"tfds:{name} in {builder.data_dir} is stored as {builder.info.file_format}; random access needs "
-        f"array_record: prepare it with file_format='array_record' into another --config.data.data_dir"
+      f"tfds:{name} in {builder.data_dir} is stored as {builder.info.file_format}; random access needs "
+      f"array_record: prepare it with file_format='array_record' into another --config.data.data_dir"
     )
   features = builder.info.features
   if "image" not in features:

@@ -20,15 +20,13 @@ SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 SPLIT_FILE_PREFIXES = {"train": "train", "test": "t10k"}
 FILENAMES = tuple(
-    f"{prefix}-{kind}-ubyte"
-    for prefix in SPLIT_FILE_PREFIXES.values()
-    for kind in ("images-idx3", "labels-idx1")
+  f"{prefix}-{kind}-ubyte" for prefix in SPLIT_FILE_PREFIXES.values() for kind in ("images-idx3", "labels-idx1")
 )
 # Searched after `data.source_dir`; module-level so a test can keep a run off this machine's copy.
 SEARCH_DIRS: list[str] = ["/usr/share/datasets/fashion-mnist"]
 MIRRORS: list[str] = [
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+  "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+  "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 ]
 # Short, so an offline machine reports the missing files instead of hanging.
 DOWNLOAD_TIMEOUT_S = 5.0
@@ -93,10 +91,10 @@ def locate_idx_dir(source_dir: str, download_dir: str) -> str:
     return download_dir
   download = f"download failed ({'; '.join(failures)})" if failures else "download disabled (no mirrors)"
   raise FileNotFoundError(
-      f"Fashion-MNIST IDX files not found in {searched} and {download}. Get them with "
-      f"`apt-get install dataset-fashion-mnist`, or download {', '.join(f + '.gz' for f in FILENAMES)} "
-      f"from {MIRRORS[0] if MIRRORS else 'https://github.com/zalandoresearch/fashion-mnist'} into a "
-      f"directory DIR and pass --config.data.source_dir=DIR."
+    f"Fashion-MNIST IDX files not found in {searched} and {download}. Get them with "
+    f"`apt-get install dataset-fashion-mnist`, or download {', '.join(f + '.gz' for f in FILENAMES)} "
+    f"from {MIRRORS[0] if MIRRORS else 'https://github.com/zalandoresearch/fashion-mnist'} into a "
+    f"directory DIR and pass --config.data.source_dir=DIR."
   )
 
 
@@ -116,17 +114,17 @@ class FashionMnistIdx(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
-        builder=self,
-        description="Fashion-MNIST: 28x28 grayscale images of 10 clothing classes.",
-        features=tfds.features.FeaturesDict(
-            {
-                "image": tfds.features.Tensor(shape=SHAPE, dtype=np.uint8),
-                "label": tfds.features.Tensor(shape=(), dtype=np.int64),
-            }
-        ),
-        supervised_keys=("image", "label"),
-        homepage="https://github.com/zalandoresearch/fashion-mnist",
-        disable_shuffling=True,
+      builder=self,
+      description="Fashion-MNIST: 28x28 grayscale images of 10 clothing classes.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Tensor(shape=SHAPE, dtype=np.uint8),
+          "label": tfds.features.Tensor(shape=(), dtype=np.int64),
+        }
+      ),
+      supervised_keys=("image", "label"),
+      homepage="https://github.com/zalandoresearch/fashion-mnist",
+      disable_shuffling=True,
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Iterator]:
@@ -139,8 +137,7 @@ class FashionMnistIdx(tfds.core.GeneratorBasedBuilder):
     labels_N = read_idx(_idx_path(idx_dir, f"{prefix}-labels-idx1-ubyte"))
     if images_NHW.shape[1:] != SHAPE[:2] or labels_N.shape != images_NHW.shape[:1]:
       raise ValueError(
-          f"{idx_dir}/{prefix}-*: images {images_NHW.shape} and labels {labels_N.shape} "
-          f"are not N x {SHAPE[:2]} and N"
+        f"{idx_dir}/{prefix}-*: images {images_NHW.shape} and labels {labels_N.shape} are not N x {SHAPE[:2]} and N"
       )
     for i in range(len(labels_N)):
       yield i, {"image": images_NHW[i, :, :, None], "label": np.int64(labels_N[i])}

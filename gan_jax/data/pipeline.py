@@ -57,7 +57,7 @@ def _kind(name: str) -> str:
 def _builder(name: str, data_dir: str, source_dir: str) -> tfds.core.DatasetBuilder:
   if name == "fashion_mnist":
     return fashion_mnist.prepared_builder(data_dir, source_dir)
-  return catalog.prepared_builder(name[len(CATALOG_PREFIX):], data_dir)
+  return catalog.prepared_builder(name[len(CATALOG_PREFIX) :], data_dir)
 
 
 def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
@@ -74,26 +74,25 @@ def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   num_classes = fashion_mnist.NUM_CLASSES if data.name == "fashion_mnist" else catalog.num_classes(builder)
   excluded_classes(config, "images", num_classes)
   return DatasetInfo(
-      name=data.name,
-      kind="images",
-      shape=tuple(builder.info.features["image"].shape),
-      num_classes=num_classes,
-      num_examples=builder.info.splits[data.split].num_examples,
+    name=data.name,
+    kind="images",
+    shape=tuple(builder.info.features["image"].shape),
+    num_classes=num_classes,
+    num_examples=builder.info.splits[data.split].num_examples,
   )
 
 
 def excluded_classes(config: ml_collections.ConfigDict, kind: str, num_classes: int) -> tuple[int, ...]:
-  """data.exclude_classes "3,5" -> (3, 5), checked against a dataset of `kind` with `num_classes` labels."""
-  text = config.data.exclude_classes.strip()
-  if not text:
+  """data.exclude_classes, e.g. (3, 5), sorted and checked against a dataset of `kind` with `num_classes` labels."""
+  given = config.data.exclude_classes
+  if not given:
     return ()
-  where = f"data.exclude_classes={config.data.exclude_classes!r}"
+  where = f"data.exclude_classes={tuple(given)!r}"
   if kind != "images" or not num_classes:
     raise ValueError(f"{where}: data.name={config.data.name!r} has no image classes; expected a labelled image dataset")
-  try:
-    classes = tuple(sorted({int(c) for c in text.split(",")}))
-  except ValueError:
-    raise ValueError(f"{where}: expected comma-separated class indices like '3' or '3,5'") from None
+  if not all(isinstance(c, int) and not isinstance(c, bool) for c in given):
+    raise ValueError(f"{where}: expected a tuple of class indices like (3,) or (3, 5)")
+  classes = tuple(sorted(set(given)))
   bad = [c for c in classes if not 0 <= c < num_classes]
   if bad:
     raise ValueError(f"{where}: classes {bad} outside 0..{num_classes - 1}")
@@ -152,9 +151,9 @@ def _image_source(name: str, data_dir: str, source_dir: str, split: str) -> _Arr
   labels_N = np.zeros(len(records), np.int32)
   for start in range(0, len(records), _READ_CHUNK):
     examples = records.__getitems__(list(range(start, min(start + _READ_CHUNK, len(records)))))
-    images_NHWC[start:start + len(examples)] = np.stack([e["image"] for e in examples])
+    images_NHWC[start : start + len(examples)] = np.stack([e["image"] for e in examples])
     if has_label:
-      labels_N[start:start + len(examples)] = [e["label"] for e in examples]
+      labels_N[start : start + len(examples)] = [e["label"] for e in examples]
   return _ArraySource(images_NHWC, labels_N)
 
 
@@ -175,36 +174,36 @@ class _ExampleOrder:
   """Positions of the infinite example stream -> indices into the source: each epoch a fresh permutation.
 
   One vectorised permutation per epoch, so a batch costs a slice, not a shuffle call per example (grain's
-  per-example index shuffle took 0.65 ms of Python per batch of 64, 20x the gather it feeds). NumPy keeps
+  per-example index shuffle cost far more Python than the gather it feeds; docs/speed.md). NumPy keeps
   RandomState's stream fixed across versions, so the order of (seed, epoch) does not move with upgrades.
   """
 
-  def __init__(self, seed: int, kept_K: np.ndarray):
-    self._seed, self._kept_K = seed, kept_K
+  def __init__(self, seed: int, kept_N: np.ndarray):
+    self._seed, self._kept_N = seed, kept_N
     self._epochs: dict[int, np.ndarray] = {}  # the latest epochs' permutations; prefetch threads share it
 
   def _permutation(self, epoch: int) -> np.ndarray:
-    indices_K = self._epochs.get(epoch)
-    if indices_K is None:
+    indices_N = self._epochs.get(epoch)
+    if indices_N is None:
       words = np.random.SeedSequence([self._seed, _ORDER_STREAM, epoch]).generate_state(4)
-      indices_K = self._kept_K[np.random.RandomState(words).permutation(len(self._kept_K))]
+      indices_N = self._kept_N[np.random.RandomState(words).permutation(len(self._kept_N))]
       # A new dict, swapped in whole: threads reading the old one see a consistent (if older) cache.
-      self._epochs = {e: p for e, p in self._epochs.items() if e >= epoch - 1} | {epoch: indices_K}
-    return indices_K
+      self._epochs = {e: p for e, p in self._epochs.items() if e >= epoch - 1} | {epoch: indices_N}
+    return indices_N
 
   def __call__(self, start: int, count: int) -> np.ndarray:
     """Source indices of stream positions [start, start + count)."""
-    epochs_B, offsets_B = np.divmod(np.arange(start, start + count), len(self._kept_K))
+    epochs_B, offsets_B = np.divmod(np.arange(start, start + count), len(self._kept_N))
     return np.concatenate([self._permutation(int(e))[offsets_B[epochs_B == e]] for e in np.unique(epochs_B)])
 
 
 def make_batches(
-    config: ml_collections.ConfigDict,
-    *,
-    start_step: int,
-    examples_per_step: int,
-    process_index: int = 0,
-    process_count: int = 1,
+  config: ml_collections.ConfigDict,
+  *,
+  start_step: int,
+  examples_per_step: int,
+  process_index: int = 0,
+  process_count: int = 1,
 ) -> Iterator[dict[str, np.ndarray]]:
   """This process's slice of the global batch of each step from start_step on, forever.
 
@@ -213,7 +212,7 @@ def make_batches(
   """
   if examples_per_step <= 0 or examples_per_step % process_count:
     raise ValueError(
-        f"examples_per_step={examples_per_step} is not a positive multiple of process_count={process_count}"
+      f"examples_per_step={examples_per_step} is not a positive multiple of process_count={process_count}"
     )
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index={process_index} is outside [0, process_count={process_count})")
@@ -226,10 +225,10 @@ def make_batches(
   if info.kind == "points":
     return _point_batches(name, config.seed, start_step, examples_per_step, process_index, per_process)
   source = _source_for(config, config.data.split)
-  kept_K = np.arange(len(source))  # the examples the stream shuffles: all, or those of the classes kept
+  kept_N = np.arange(len(source))  # the examples the stream shuffles: all, or those of the classes kept
   if excluded:
-    kept_K = np.flatnonzero(~np.isin(source.labels(), excluded))
-  order = _ExampleOrder(config.seed, kept_K)
+    kept_N = np.flatnonzero(~np.isin(source.labels(), excluded))
+  order = _ExampleOrder(config.seed, kept_N)
   # Grain's elements are steps, so its per-element costs come once per batch: process p's slice of step s is
   # stream positions [s * E + p * E / P, s * E + (p + 1) * E / P), read in one gather.
   first = process_index * per_process
@@ -239,16 +238,16 @@ def make_batches(
 
 
 def _point_batches(
-    name: str, seed: int, start_step: int, global_size: int, process_index: int, per_process: int
+  name: str, seed: int, start_step: int, global_size: int, process_index: int, per_process: int
 ) -> Iterator[dict[str, np.ndarray]]:
   lo = process_index * per_process
   for step in itertools.count(start_step):
     points_N2, labels_N = synthetic.step_batch(name, seed, step, global_size)
-    yield {"x": points_N2[lo:lo + per_process], "label": labels_N[lo:lo + per_process]}
+    yield {"x": points_N2[lo : lo + per_process], "label": labels_N[lo : lo + per_process]}
 
 
 def load_split(
-    config: ml_collections.ConfigDict, split: str, limit: int | None = None
+  config: ml_collections.ConfigDict, split: str, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
   """(x float32, labels int32) of a whole split, or its first `limit` examples, in stored order.
 

@@ -26,8 +26,8 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 
 # name -> (means_K2, sigma): an equal-weight mixture of isotropic Gaussians. Read-only: shared by evaluation.
 MODES: dict[str, tuple[np.ndarray, float]] = {
-    "ring8": (_read_only(_ring(8, 1.0)), 0.01),
-    "grid25": (_read_only(_grid(np.arange(-4.0, 5.0, 2.0))), 0.05),
+  "ring8": (_read_only(_ring(8, 1.0)), 0.01),
+  "grid25": (_read_only(_grid(np.arange(-4.0, 5.0, 2.0))), 0.05),
 }
 
 # First words of the seed of the training stream and of the fixed evaluation splits, kept apart.

@@ -1,8 +1,8 @@
 """Generator/discriminator pairs, picked by `config.model.name`.
 
-A model family is a function `(model_config, info) -> (generator, discriminator)` of Flax Linen
-modules, registered with `@register(name, default_d_norm=...)`. Both modules take `train: bool`; the generator maps
-`z_BZ` (and `labels_B`) to data in [-1, 1], the discriminator maps data (and `labels_B`) to `logits_B`.
+A model family is a function `(model_config, info) -> (generator, discriminator)` of Flax Linen modules,
+registered with `@register(name, default_d_norm=...)` in MODELS. Both modules take `train: bool`; the generator
+maps `z_BZ` (and `labels_B`) to data in [-1, 1], the discriminator maps data (and `labels_B`) to `logits_B`.
 
 Conditional models (`model.conditional`) take int32 `labels_B`; a conditional generator has a
 `num_classes` field, which the train step reads to draw fake labels. A discriminator with an ACGAN
@@ -25,31 +25,23 @@ import ml_collections
 
 from gan_jax.data import DatasetInfo
 from gan_jax.models.layers import check_norm
+from gan_jax.registry import Registry
 
 ModelFamily = Callable[[ml_collections.ConfigDict, DatasetInfo], tuple[nn.Module, nn.Module]]
-_FAMILIES: dict[str, ModelFamily] = {}
-# model.d_norm "" means the family's own choice (DCGAN's batch norm, SNGAN's spectral norm, ...).
-_DEFAULT_D_NORMS: dict[str, str] = {}
+MODELS: Registry[ModelFamily] = Registry("model")
+names = MODELS.names
 
 
 def register(name: str, *, default_d_norm: str) -> Callable[[ModelFamily], ModelFamily]:
-  def add(fn: ModelFamily) -> ModelFamily:
-    _FAMILIES[name] = fn
-    _DEFAULT_D_NORMS[name] = default_d_norm
-    return fn
-
-  return add
+  """`default_d_norm` is what model.d_norm "" means for this family (DCGAN's batch norm, SNGAN's spectral norm)."""
+  return MODELS.register(name, default_d_norm=default_d_norm)
 
 
 def d_norm(model_config: ml_collections.ConfigDict | dict) -> str:
   """model.d_norm with "" resolved to the family's default, so a run that names the default equals one that does not."""
-  norm = model_config["d_norm"] or _DEFAULT_D_NORMS[model_config["name"]]
+  norm = model_config["d_norm"] or MODELS.meta(model_config["name"])["default_d_norm"]
   check_norm(norm)
   return norm
-
-
-def names() -> list[str]:
-  return sorted(_FAMILIES)
 
 
 # train.compute_dtype -> the modules' `dtype`; float32 is None, flax's default, so that path is the plain one.
@@ -63,22 +55,28 @@ def dtype_of(compute_dtype: str) -> jax.typing.DTypeLike | None:
 
 
 def get(
-    model_config: ml_collections.ConfigDict, info: DatasetInfo, compute_dtype: str = "float32"
+  model_config: ml_collections.ConfigDict, info: DatasetInfo, compute_dtype: str = "float32", fast_ops: bool = False
 ) -> tuple[nn.Module, nn.Module]:
-  """The family's (generator, discriminator), computing in `compute_dtype` (train.compute_dtype)."""
+  """The family's (generator, discriminator), computing in `compute_dtype` (train.compute_dtype).
+
+  `fast_ops`: layers take the custom gradients of models.fast_ops (CPU only; see train.xla_cpu), where a
+  module has a `fast_ops` field; the parameters are the same either way.
+  """
   dtype = dtype_of(compute_dtype)
-  if model_config.name not in _FAMILIES:
-    raise ValueError(f"unknown model.name {model_config.name!r}; expected one of {names()}")
-  generator, discriminator = _FAMILIES[model_config.name](model_config, info)
-  if dtype is None:
-    return generator, discriminator
+  generator, discriminator = MODELS.get(model_config.name)(model_config, info)
+  pair = []
   for module in (generator, discriminator):
-    if "dtype" not in {f.name for f in dataclasses.fields(module)}:
+    fields = {f.name for f in dataclasses.fields(module)}
+    if dtype is not None and "dtype" not in fields:
       raise ValueError(
-          f"train.compute_dtype={compute_dtype!r}: model.name={model_config.name!r} has a "
-          f"{type(module).__name__} without a `dtype` field; expected train.compute_dtype='float32'"
+        f"train.compute_dtype={compute_dtype!r}: model.name={model_config.name!r} has a "
+        f"{type(module).__name__} without a `dtype` field; expected train.compute_dtype='float32'"
       )
-  return generator.clone(dtype=dtype), discriminator.clone(dtype=dtype)
+    changes = {"dtype": dtype} if dtype is not None else {}
+    if fast_ops and "fast_ops" in fields:
+      changes["fast_ops"] = True
+    pair.append(module.clone(**changes) if changes else module)
+  return pair[0], pair[1]
 
 
 D_CONDITIONINGS = ("projection", "acgan")

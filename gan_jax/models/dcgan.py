@@ -15,12 +15,12 @@ import jax.numpy as jnp
 
 from gan_jax.models import conditioning_classes, d_norm, register
 from gan_jax.models.layers import (
-    ConvTranspose4x4S2,
-    Dense,
-    conditional_batch_norm,
-    dcgan_init,
-    discriminator_head,
-    normed,
+  conditional_batch_norm,
+  conv_transpose_4x4_s2,
+  dcgan_init,
+  dense,
+  discriminator_head,
+  normed,
 )
 
 
@@ -37,6 +37,7 @@ class DCGANGenerator(nn.Module):
   num_classes: int = 0  # > 0: class-conditional batch norm (de Vries et al. 2017), as SNGAN's conditional G
   spectral_norm: bool = False  # on every layer (SAGAN, Zhang et al. 2019)
   dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype (train.compute_dtype); samples are float32
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -47,17 +48,19 @@ class DCGANGenerator(nn.Module):
     norm = "spectral" if self.spectral_norm else "none"
     layer = lambda module: normed(norm, module, train, post_norm=False)
     bn = lambda x: conditional_batch_norm(x, labels_B, num_classes=self.num_classes, train=train)
-    h = layer(Dense(s * s * widths[0], use_bias=False, kernel_init=dcgan_init, dtype=self.dtype))(z_BZ)
+    h = layer(
+      dense(s * s * widths[0], fast_ops=self.fast_ops, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype)
+    )(z_BZ)
     h = nn.relu(bn(h)).reshape((-1, s, s, widths[0]))
-    # Explicit names are flax's auto-names for nn.ConvTranspose: parameters, initial values and checkpoints
-    # are those of the all-nn.ConvTranspose generator. Hidden layers take column-form gradients (their
-    # kernel gradient is ~25x cheaper on CPU); the 1-3 channel output layer keeps flax's, which measured
-    # as fast there (1.01x on the DCGAN-28 step with the column form, within noise).
+    # Explicit names are flax's auto-names for nn.ConvTranspose, so both layer choices share checkpoints. Only
+    # the hidden layers take fast_ops' gradients: on the 1-3 channel output layer they measured no faster.
     for i, w in enumerate(widths[1:]):
-      up = ConvTranspose4x4S2(w, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{i}")
+      up = conv_transpose_4x4_s2(
+        w, fast_ops=self.fast_ops, use_bias=False, kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{i}"
+      )
       h = nn.relu(bn(layer(up)(h)))
     out = nn.ConvTranspose(
-        C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{n_up - 1}"
+      C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype, name=f"ConvTranspose_{n_up - 1}"
     )
     return jnp.tanh(layer(out)(h).astype(jnp.float32))
 
@@ -68,6 +71,7 @@ class DCGANDiscriminator(nn.Module):
   num_classes: int = 0  # > 0: conditional, as `conditioning` says (layers.discriminator_head)
   conditioning: str = "projection"
   dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype; the logits are float32
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
@@ -79,14 +83,15 @@ class DCGANDiscriminator(nn.Module):
       hidden = conv(self.width * 2**i, use_bias=self.norm not in ("batch", "layer"))
       h = nn.leaky_relu(normed(self.norm, hidden, train)(h), 0.2)
     return discriminator_head(
-        h.reshape((h.shape[0], -1)),
-        labels_B,
-        num_classes=self.num_classes,
-        conditioning=self.conditioning,
-        norm=self.norm,
-        train=train,
-        kernel_init=dcgan_init,
-        dtype=self.dtype,
+      h.reshape((h.shape[0], -1)),
+      labels_B,
+      num_classes=self.num_classes,
+      conditioning=self.conditioning,
+      norm=self.norm,
+      train=train,
+      kernel_init=dcgan_init,
+      dtype=self.dtype,
+      fast_ops=self.fast_ops,
     )
 
 

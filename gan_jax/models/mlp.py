@@ -9,10 +9,10 @@ import numpy as np
 
 from gan_jax.models import conditioning_classes, d_norm, register
 from gan_jax.models.layers import (
-  Dense,
   ExampleDropout,
   batch_norm,
   class_labels,
+  dense,
   discriminator_head,
   normed,
 )
@@ -27,6 +27,7 @@ class MLPGenerator(nn.Module):
   num_classes: int = 0  # > 0: conditional on a one-hot label concatenated to z (Mirza & Osindero 2014)
   spectral_norm: bool = False  # on every layer, as in SAGAN's generator (Zhang et al. 2019)
   dtype: jax.typing.DTypeLike | None = None  # the Dense layers' compute dtype (train.compute_dtype)
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -36,11 +37,13 @@ class MLPGenerator(nn.Module):
       h = jnp.concatenate([z_BZ, jax.nn.one_hot(labels_B, self.num_classes, dtype=z_BZ.dtype)], axis=-1)
     norm = "spectral" if self.spectral_norm else "none"
     for w in self.widths:
-      h = normed(norm, Dense(w, dtype=self.dtype), train, post_norm=False)(h)
+      h = normed(norm, dense(w, fast_ops=self.fast_ops, dtype=self.dtype), train, post_norm=False)(h)
       if self.batch_norm:
         h = batch_norm(train)(h)
       h = nn.leaky_relu(h, 0.2) if self.activation == "leaky_relu" else nn.relu(h)
-    h = normed(norm, Dense(int(np.prod(self.out_shape)), dtype=self.dtype), train, post_norm=False)(h)
+    h = normed(
+      norm, dense(int(np.prod(self.out_shape)), fast_ops=self.fast_ops, dtype=self.dtype), train, post_norm=False
+    )(h)
     h = h.astype(jnp.float32)  # samples are float32 whatever the compute dtype
     h = jnp.tanh(h) if self.tanh else h
     return h.reshape((z_BZ.shape[0], *self.out_shape))
@@ -53,21 +56,23 @@ class MLPDiscriminator(nn.Module):
   num_classes: int = 0  # > 0: conditional, as `conditioning` says (layers.discriminator_head)
   conditioning: str = "projection"
   dtype: jax.typing.DTypeLike | None = None  # the Dense layers' compute dtype; the logits are float32
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     h = x.reshape((x.shape[0], -1))
     for w in self.widths:
-      h = nn.leaky_relu(normed(self.norm, Dense(w, dtype=self.dtype), train)(h), 0.2)
+      h = nn.leaky_relu(normed(self.norm, dense(w, fast_ops=self.fast_ops, dtype=self.dtype), train)(h), 0.2)
       h = ExampleDropout(self.dropout)(h, train=train)
     return discriminator_head(
-        h,
-        labels_B,
-        num_classes=self.num_classes,
-        conditioning=self.conditioning,
-        norm=self.norm,
-        train=train,
-        dtype=self.dtype,
+      h,
+      labels_B,
+      num_classes=self.num_classes,
+      conditioning=self.conditioning,
+      norm=self.norm,
+      train=train,
+      dtype=self.dtype,
+      fast_ops=self.fast_ops,
     )
 
 
@@ -83,8 +88,8 @@ def mlp_gan(cfg, info):
   w_g, w_d = cfg.g_width, cfg.d_width
   classes = conditioning_classes(cfg, info)
   return (
-      MLPGenerator((w_g, 2 * w_g, 4 * w_g), info.shape, num_classes=classes, spectral_norm=cfg.g_spectral_norm),
-      _discriminator(cfg, info, (4 * w_d, 2 * w_d, w_d), cfg.dropout),
+    MLPGenerator((w_g, 2 * w_g, 4 * w_g), info.shape, num_classes=classes, spectral_norm=cfg.g_spectral_norm),
+    _discriminator(cfg, info, (4 * w_d, 2 * w_d, w_d), cfg.dropout),
   )
 
 
@@ -93,11 +98,11 @@ def mlp2d(cfg, info):
   """Three hidden layers each side; G with ReLU and no output squashing, D with LeakyReLU."""
   classes = conditioning_classes(cfg, info)
   generator = MLPGenerator(
-      (cfg.g_width,) * 3,
-      info.shape,
-      activation="relu",
-      tanh=False,
-      num_classes=classes,
-      spectral_norm=cfg.g_spectral_norm,
+    (cfg.g_width,) * 3,
+    info.shape,
+    activation="relu",
+    tanh=False,
+    num_classes=classes,
+    spectral_norm=cfg.g_spectral_norm,
   )
   return generator, _discriminator(cfg, info, (cfg.d_width,) * 3, 0.0)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import conditioning_classes, d_norm, register
-from gan_jax.models.layers import Dense, batch_norm, conditional_batch_norm, discriminator_head, normed
+from gan_jax.models.layers import batch_norm, conditional_batch_norm, dense, discriminator_head, normed
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 shortcut_init = nn.initializers.xavier_uniform()
@@ -32,13 +32,13 @@ def start_size(height: int) -> tuple[int, int]:
 
 
 def _conv(
-    features: int,
-    kernel: int,
-    init,
-    norm: str,
-    train: bool,
-    post_norm: bool = False,
-    dtype: jax.typing.DTypeLike | None = None,
+  features: int,
+  kernel: int,
+  init,
+  norm: str,
+  train: bool,
+  post_norm: bool = False,
+  dtype: jax.typing.DTypeLike | None = None,
 ):
   conv = nn.Conv(features, (kernel, kernel), padding="SAME", kernel_init=init, dtype=dtype)
   return normed(norm, conv, train, post_norm=post_norm)
@@ -96,13 +96,14 @@ class ResNetGenerator(nn.Module):
   num_classes: int = 0
   spectral_norm: bool = False
   dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype (train.compute_dtype); samples are float32
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
     s, n_up = start_size(self.out_shape[0])
     norm = "spectral" if self.spectral_norm else "none"
-    dense = Dense(s * s * self.width, kernel_init=shortcut_init, dtype=self.dtype)
-    h = normed(norm, dense, train, post_norm=False)(z_BZ).reshape((-1, s, s, self.width))
+    dense_in = dense(s * s * self.width, fast_ops=self.fast_ops, kernel_init=shortcut_init, dtype=self.dtype)
+    h = normed(norm, dense_in, train, post_norm=False)(z_BZ).reshape((-1, s, s, self.width))
     for _ in range(n_up):
       h = GBlock(self.width, self.num_classes, norm, self.dtype)(h, labels_B, train=train)
     h = nn.relu(batch_norm(train)(h))
@@ -116,6 +117,7 @@ class ResNetDiscriminator(nn.Module):
   num_classes: int = 0
   conditioning: str = "projection"
   dtype: jax.typing.DTypeLike | None = None  # the layers' compute dtype; the logits are float32
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
@@ -126,14 +128,15 @@ class ResNetDiscriminator(nn.Module):
     h = block(False)(h, train=train)
     h_BF = jnp.sum(nn.relu(h), axis=(1, 2), dtype=jnp.float32)  # the pooled sum accumulates in float32
     return discriminator_head(
-        h_BF,
-        labels_B,
-        num_classes=self.num_classes,
-        conditioning=self.conditioning,
-        norm=self.norm,
-        train=train,
-        kernel_init=shortcut_init,
-        dtype=self.dtype,
+      h_BF,
+      labels_B,
+      num_classes=self.num_classes,
+      conditioning=self.conditioning,
+      norm=self.norm,
+      train=train,
+      kernel_init=shortcut_init,
+      dtype=self.dtype,
+      fast_ops=self.fast_ops,
     )
 
 

@@ -26,7 +26,7 @@ from gan_jax import config as config_lib
 from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
-from gan_jax.train import state
+from gan_jax.train.options import Options
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
@@ -43,13 +43,13 @@ class Sweep:
 
 
 def load_sweep(spec: str) -> Sweep:
-  """Calls the experiment's `get_sweep(arg)` and checks every point: its keys, loss, penalty and optimizers."""
+  """Calls the experiment's `get_sweep(arg)` and checks every point's config as a run would (train.options)."""
   path, sep, arg = spec.partition(":")
   module = config_lib.import_file(path)
   if not hasattr(module, "get_sweep"):
     raise ValueError(
-        f"config file {path!r} defines no get_sweep(); expected one returning a list of override dicts, "
-        "e.g. product(sweep('loss.name', ['hinge', 'non_saturating']), seeds(3))"
+      f"config file {path!r} defines no get_sweep(); expected one returning a list of override dicts, "
+      "e.g. product(sweep('loss.name', ['hinge', 'non_saturating']), seeds(3))"
     )
   points = check_points(module.get_sweep(arg) if arg else module.get_sweep())
   if not points:
@@ -61,8 +61,7 @@ def load_sweep(spec: str) -> Sweep:
     cfg = base.copy_and_resolve_references()
     try:
       config_lib.apply_overrides(cfg, point)
-      state.objective(cfg)
-      state.optimizers(cfg)
+      Options.from_config(cfg)
     except (KeyError, ValueError, TypeError, ImportError) as e:
       msg = e.args[0] if isinstance(e, KeyError) and e.args else e
       raise ValueError(f"sweep point {name}: {msg}") from e
@@ -148,9 +147,7 @@ class TrainProcess:
       log.write(f"\n# {self.start_time}\n$ {shlex.join(command)}\n".encode())
       log.flush()
       self._offset = log.tell()
-      self.proc = subprocess.Popen(
-          command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-      )
+      self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
   def poll(self) -> dict[str, Any] | None:
     returncode = self.proc.poll()
@@ -175,10 +172,10 @@ class TrainProcess:
       if returncode < 0:
         error.append(f"(killed by {signal.Signals(-returncode).name})")
     return {
-        "returncode": returncode,
-        "error": "\n".join(e for e in error if e),
-        "start_time": self.start_time,
-        "end_time": now(),
+      "returncode": returncode,
+      "error": "\n".join(e for e in error if e),
+      "start_time": self.start_time,
+      "end_time": now(),
     }
 
 
@@ -267,12 +264,12 @@ class _SubmititPoint(submitit.helpers.Checkpointable):
 
 
 def run_submitit(
-    manifest: Manifest,
-    directory: str,
-    jobs: Sequence[Job],
-    configs: Mapping[str, ml_collections.ConfigDict],
-    cluster: str,
-    parallel: int | None,
+  manifest: Manifest,
+  directory: str,
+  jobs: Sequence[Job],
+  configs: Mapping[str, ml_collections.ConfigDict],
+  cluster: str,
+  parallel: int | None,
 ) -> None:
   """One array job per distinct set of resources; waits for all, and cancels them if interrupted.
 
@@ -290,14 +287,14 @@ def run_submitit(
       # One executor per set of resources: update_parameters adds to an executor's earlier settings.
       executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
       executor.update_parameters(
-          name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
-          tasks_per_node=1,
-          **res,
-          **({"slurm_partition": partition} if partition else {}),
-          **({"slurm_array_parallelism": parallel} if parallel else {}),
+        name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
+        tasks_per_node=1,
+        **res,
+        **({"slurm_partition": partition} if partition else {}),
+        **({"slurm_array_parallelism": parallel} if parallel else {}),
       )
       submitted = executor.map_array(
-          _SubmititPoint(), [train_command(manifest.config, j) for j in group], [j.workdir for j in group]
+        _SubmititPoint(), [train_command(manifest.config, j) for j in group], [j.workdir for j in group]
       )
       for job, handle in zip(group, submitted, strict=True):
         for record in job.records:

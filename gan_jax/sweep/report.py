@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from gan_jax.metrics import direction
+from gan_jax.eval.metrics import direction
+from gan_jax.records import read_jsonl
 from gan_jax.sweep.manifest import STATUSES, Manifest
 from gan_jax.sweep.space import SEED_KEY
-from gan_jax.train.writers import read_jsonl
 
 DEFAULT_METRICS = ("fid", "modes")
 
@@ -78,8 +78,8 @@ def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
   """(override keys, metric columns, one row per manifest point in manifest order)."""
   manifest = Manifest.load(directory)
   rows = [
-      {"name": r.name, "status": r.status, **r.overrides, **point_row(directory, r.group or r.name, r.member)}
-      for r in manifest.points
+    {"name": r.name, "status": r.status, **r.overrides, **point_row(directory, r.group or r.name, r.member)}
+    for r in manifest.points
   ]
   keys = list(dict.fromkeys(k for r in manifest.points for k in r.overrides))
   metric_cols = list(dict.fromkeys(k for r in rows for k in r if k.startswith("final.")))
@@ -88,7 +88,7 @@ def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
 
 
 def by_seed(
-    keys: Sequence[str], metric_cols: Sequence[str], rows: Sequence[dict]
+  keys: Sequence[str], metric_cols: Sequence[str], rows: Sequence[dict]
 ) -> tuple[list[str], list[str], list[dict]]:
   """(group keys, metrics, one row per group of points equal but for `seed`).
 
@@ -165,8 +165,8 @@ def write_report(directory: str, metric: str | None = None) -> str:
 
   lines += ["", f"## Mean ± std over {SEED_KEY} (done points only)", ""]
   lines += _md_table(
-      [*group_keys, "seeds", *seed_metrics],
-      [[_cell(r.get(c)) for c in [*group_keys, "seeds"]] + [_mean_std(r, m) for m in seed_metrics] for r in seed_rows],
+    [*group_keys, "seeds", *seed_metrics],
+    [[_cell(r.get(c)) for c in [*group_keys, "seeds"]] + [_mean_std(r, m) for m in seed_metrics] for r in seed_rows],
   )
   text = "\n".join(lines) + "\n"
   with open(os.path.join(directory, "results.md"), "w") as f:

@@ -157,7 +157,7 @@ def _value_text(value: Any) -> str:
     text = str(value)
   safe = _UNSAFE.sub("-", text)
   if len(safe) > MAX_VALUE:
-    safe = f"{safe[:MAX_VALUE - 9]}-{_short_hash(value, 8)}"
+    safe = f"{safe[: MAX_VALUE - 9]}-{_short_hash(value, 8)}"
   return safe
 
 
@@ -189,7 +189,7 @@ def point_name(point: Mapping[str, Any], short_keys: Mapping[str, str] | None = 
   if len(name) > MAX_NAME:
     name = join(short_keys or _short_keys(point))
   if len(name) > MAX_NAME:
-    name = f"{name[:MAX_NAME - 9]}_{_short_hash(point)}"
+    name = f"{name[: MAX_NAME - 9]}_{_short_hash(point)}"
   return name
 
 
@@ -207,6 +207,5 @@ def name_points(points: Sequence[Mapping[str, Any]]) -> list[str]:
   for n in names:
     counts[n.lower()] = counts.get(n.lower(), 0) + 1
   return [
-      f"{n[:MAX_NAME - 9]}_{_short_hash(p)}" if counts[n.lower()] > 1 else n
-      for n, p in zip(names, points, strict=True)
+    f"{n[: MAX_NAME - 9]}_{_short_hash(p)}" if counts[n.lower()] > 1 else n for n, p in zip(names, points, strict=True)
   ]

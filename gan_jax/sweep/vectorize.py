@@ -1,11 +1,11 @@
 """`gan-jax sweep --vectorize`: points that differ only in per-member keys train as one population.
 
-Points whose resolved configs agree on everything but `VECTORIZABLE` (the seed and the float
-hyperparameters the train state carries per member) become one run of K members in DIR/GROUP:
+Points whose resolved configs agree on everything but `PER_MEMBER` (the seed and the float
+hyperparameters the train state carries per member) become one run of M members in DIR/GROUP:
 
-  gan-jax train ... --config.population=K --config.population_members='{"seed": [...], ...}'
+  gan-jax train ... --config.population.size=M --config.population.seed='(...)' [--config.population.d_lr=...]
 
-One compiled step then advances all K, instead of K processes each compiling and dispatching its
+One compiled step then advances all M, instead of M processes each compiling and dispatching its
 own. The manifest maps every point to its group and member index, and the report reads that
 member's rows, so results look as if each point had trained alone. A lone point trains as usual.
 """
@@ -22,7 +22,9 @@ import ml_collections
 
 from gan_jax import config as config_lib
 from gan_jax.sweep.space import MAX_NAME, SEED_KEY, Point, _short_hash, point_name
-from gan_jax.train.population import VECTORIZABLE
+
+# Config keys a population's members may differ in -> their population.* key.
+PER_MEMBER = {key: name for name, key in config_lib.MEMBER_KEYS.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,16 +43,16 @@ class Group:
 def signature(config: ml_collections.ConfigDict) -> str | None:
   """What points must agree on to share a population; None for a point that is a population already."""
   flat = config_lib.flatten(config_lib.to_dict(config))
-  if flat.get("population", 1) != 1 or flat.get("population_members"):
+  if any(v not in ((), [], 1) for k, v in flat.items() if k.startswith("population.")):
     return None
-  return json.dumps({k: v for k, v in flat.items() if k not in VECTORIZABLE}, sort_keys=True)
+  return json.dumps({k: v for k, v in flat.items() if k not in PER_MEMBER}, sort_keys=True)
 
 
 def group_points(
-    names: Sequence[str],
-    points: Sequence[Point],
-    configs: Sequence[ml_collections.ConfigDict],
-    max_members: int | None = None,
+  names: Sequence[str],
+  points: Sequence[Point],
+  configs: Sequence[ml_collections.ConfigDict],
+  max_members: int | None = None,
 ) -> list[Group]:
   """Groups in order of their first point; `max_members=1` keeps every point alone.
 
@@ -71,9 +73,9 @@ def group_points(
 
 
 def regroup(
-    todo: Sequence[Any],
-    configs: Mapping[str, ml_collections.ConfigDict],
-    max_members: int | None = None,
+  todo: Sequence[Any],
+  configs: Mapping[str, ml_collections.ConfigDict],
+  max_members: int | None = None,
 ) -> list[Group]:
   """Groups for the manifest records still to run (`todo`, PointRecords in sweep order).
 
@@ -106,13 +108,13 @@ def _group(names: list[str], points: list[Point], configs: list[ml_collections.C
     return Group(names[0], dict(points[0]), (names[0],))
   flats = [config_lib.flatten(config_lib.to_dict(c)) for c in configs]
   # Seeds are always listed: left out, the members would get seed, seed+1, ... instead.
-  keys = [SEED_KEY, *(k for k in VECTORIZABLE if k != SEED_KEY and len({json.dumps(f[k]) for f in flats}) > 1)]
-  members = {k: [f[k] for f in flats] for k in keys}
+  keys = [SEED_KEY, *(k for k in PER_MEMBER if k != SEED_KEY and len({json.dumps(f[k]) for f in flats}) > 1)]
+  members = {f"population.{PER_MEMBER[k]}": [f[k] for f in flats] for k in keys}
   # The other keys agree across the resolved configs, so the first point's overrides stand for all.
   shared = {k: v for k, v in points[0].items() if k not in keys}
   suffix = f"_pop{len(names)}_{_short_hash(points)}"
   name = point_name(shared)[: MAX_NAME - len(suffix)] + suffix
-  overrides = {**shared, "population": len(names), "population_members": json.dumps(members)}
+  overrides = {**shared, "population.size": len(names), **members}
   return Group(name, overrides, tuple(names))
 
 

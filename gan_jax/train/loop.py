@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -14,32 +13,33 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from gan_jax import checkpoint, data, evaluate, parallel
 from gan_jax import config as config_lib
-from gan_jax import metrics as metrics_lib
+from gan_jax import data, parallel
+from gan_jax import records as records_lib
 from gan_jax.data import synthetic
-from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
-from gan_jax.train.state import GAN, GANState, create_gan, init_state
-from gan_jax.train.step import sharded_train_step
-from gan_jax.train.writers import MetricsWriter, keep_records_until, save_samples
+from gan_jax.eval import evaluate
+from gan_jax.eval import metrics as metrics_lib
+from gan_jax.images import save_samples
+from gan_jax.records import keep_records_until
+from gan_jax.train import checkpoint
+from gan_jax.train.population import member_configs, take_member
+from gan_jax.train.setup import build
+from gan_jax.train.state import GAN, GANState
+from gan_jax.train.writers import MetricsWriter
 
 NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_fn=None) -> GANState:
-  """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name."""
-  # ------------------------------------------------------------------------ input pipeline
-  info = data.get_info(config)
-  # A run is a population of K >= 1 members: one state stacked on a leading axis, one vmapped step.
-  members = member_configs(config)
-  mesh = parallel.make_mesh(config.train.num_devices, config.population, config.train.member_devices)
-  parallel.check_divisible(config.train.batch_size, mesh)
+  """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name.
 
-  # ------------------------------------------------------------------------ model, state and sharded step
-  gan = create_gan(config, info, loss_fn)
-  init = jax.vmap(functools.partial(init_state, gan))
-  fresh = jax.jit(init, out_shardings=parallel.member_split(mesh))(*stacked_seeds_and_hparams(members))
-  train_step = sharded_train_step(gan, config, mesh)
+  A run is a population of M >= 1 members: one state stacked on a leading axis, one vmapped step.
+  """
+  # ------------------------------------------------------------------------ config, data, model, sharded step
+  setup = build(config, loss_fn)
+  gan, info, members, mesh = setup.gan, setup.info, setup.members, setup.mesh
+  fresh = setup.init_state()
+  train_step = setup.train_step()
 
   # ------------------------------------------------------------------------ workdir, checkpoint: resume
   # Written only once everything above has accepted the config, so a typo leaves no trace.
@@ -48,7 +48,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   write_config(config, workdir, resuming=mngr.latest_step() is not None)
   state = fresh
   if mngr.latest_step() is not None:
-    # Hyperparameters come from the config, so a resumed run may change e.g. its learning rates.
+    # Hyperparameters come from the config, so a resumed run (a population too) may change its learning rates.
     state = checkpoint.restore(mngr, fresh).replace(hparams=fresh.hparams)
     print(f"Resuming {workdir} from its checkpoint at step {int(state.step[0])}.", file=sys.stderr)
   del fresh  # on resume, the initial state's buffers are freed rather than held beside the restored ones
@@ -60,11 +60,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   evaluator = Evaluator(gan, config, info, workdir, resume_step=start)
   writer = MetricsWriter(workdir, resume_step=start, primary=jax.process_index() == 0)
   bar = tqdm.tqdm(
-      total=config.train.steps,
-      initial=start,
-      desc="train",
-      disable=jax.process_index() != 0,
-      mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
+    total=config.train.steps,
+    initial=start,
+    desc="train",
+    disable=jax.process_index() != 0,
+    mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
   )
   previous = None
   try:
@@ -75,10 +75,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
       previous = metrics
       bar.update(1)
       if step % config.train.log_every == 0 or step == config.train.steps:
-        scalars_K = jax.device_get(metrics)
+        scalars_M = jax.device_get(metrics)
         for m in range(len(members)):
-          writer.write(step, {k: v[m] for k, v in scalars_K.items()}, member=m if len(members) > 1 else None)
-        bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_K.items() if k in ("d_loss", "g_loss")})
+          writer.write(step, {k: v[m] for k, v in scalars_M.items()}, member=m if len(members) > 1 else None)
+        bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_M.items() if k in ("d_loss", "g_loss")})
       if step % config.train.sample_every == 0 or step == config.train.steps:
         sampler.save(state, workdir, step)
       if step % config.checkpoint.every == 0 or step == config.train.steps:
@@ -96,21 +96,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
 
 
 def step_batches(
-    members: list[ml_collections.ConfigDict], start: int, d_steps: int, batch_size: int
+  members: list[ml_collections.ConfigDict], start: int, d_steps: int, batch_size: int
 ) -> Iterator[dict[str, np.ndarray]]:
-  """This process's data for each step from `start + 1` on: arrays [K, d_steps, B_local, ...].
+  """This process's data for each step from `start + 1` on: arrays [M, U, B, ...] (members, D updates, examples).
 
-  Member k reads its own stream (its seed's order); D update j of step s reads data step s*d_steps + j.
+  Member m reads its own stream (its seed's order); D update u of step s reads data step s*U + u.
   """
   streams = [
-      data.make_batches(
-          m,
-          start_step=start * d_steps,
-          examples_per_step=batch_size,
-          process_index=jax.process_index(),
-          process_count=jax.process_count(),
-      )
-      for m in members
+    data.make_batches(
+      m,
+      start_step=start * d_steps,
+      examples_per_step=batch_size,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
+    for m in members
   ]
   while True:
     per_member = [[next(s) for _ in range(d_steps)] for s in streams]
@@ -120,14 +120,14 @@ def step_batches(
 def write_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool) -> None:
   """Writes config.json; refuses to resume a run whose state has other shapes."""
   path = os.path.join(workdir, "config.json")
-  resolved = config_lib.to_dict(config)
+  resolved = config_lib.run_config_json(config)
   if resuming and os.path.exists(path):
     previous = config_lib.to_dict(config_lib.read_run_config(workdir))
-    diff = config_lib.architecture_mismatch(previous, resolved)
+    diff = config_lib.architecture_mismatch(previous, config_lib.to_dict(config))
     if diff:
       raise ValueError(
-          f"workdir {workdir!r} holds a run with another architecture ({'; '.join(diff)}); "
-          "expected the same model and data keys, or a new --workdir"
+        f"workdir {workdir!r} holds a run with another architecture ({'; '.join(diff)}); "
+        "expected the same model and data keys, or a new --workdir"
       )
   if jax.process_index() == 0:
     with open(path, "w") as f:
@@ -148,7 +148,7 @@ class Sampler:
     """Member 0's samples (the only member of a plain run)."""
     if jax.process_index() != 0:
       return
-    member = take_member((state.ema_params, state.g_stats), 0)
+    member = take_member((state.ema_params, state.g.stats), 0)
     samples = np.asarray(self._generate(*member, jnp.asarray(self.z_NZ)))
     save_samples(os.path.join(workdir, "samples", f"step_{step:07d}.png"), samples, self.kind, self.reference)
 
@@ -163,7 +163,7 @@ class Evaluator:
   """
 
   def __init__(
-      self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str, resume_step: int = 0
+    self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str, resume_step: int = 0
   ):
     self.gan, self.config, self.workdir = gan, config, workdir
     # Each member is scored with its own seed, so its record equals the one its run alone would write.
@@ -175,7 +175,7 @@ class Evaluator:
     self.last: list[dict] = []
     if jax.process_index() == 0:
       by_step: dict[int, list[dict]] = {}
-      for r in keep_records_until(os.path.join(workdir, evaluate.EVAL_FILE), resume_step):
+      for r in keep_records_until(os.path.join(workdir, records_lib.EVAL_FILE), resume_step):
         if self.metric in r:
           by_step.setdefault(r["step"], []).append(r)
       for step, records in by_step.items():
@@ -183,8 +183,11 @@ class Evaluator:
     self._best_mngr = None
     if config.checkpoint.keep_best:
       self._best_mngr = checkpoint.manager(
-          workdir, config.checkpoint.keep_best, folder="checkpoints_best", best_metric=self.metric,
-          best_mode=self.direction,
+        workdir,
+        config.checkpoint.keep_best,
+        folder="checkpoints_best",
+        best_metric=self.metric,
+        best_mode=self.direction,
       )
       for stale in [s for s in self._best_mngr.all_steps() if s > resume_step]:
         self._best_mngr.delete(stale)  # from before an interruption: this run trains and scores them again
@@ -192,26 +195,26 @@ class Evaluator:
   def run(self, state: GANState, step: int) -> None:
     records = []
     for m, member in enumerate(self.members):
-      params, stats = take_member((state.ema_params, state.g_stats), m)
+      params, stats = take_member((state.ema_params, state.g.stats), m)
       generate_fn = evaluate.noise_sampler(
-          lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
-          self.gan.latent_dim,
-          seed=member.seed,
+        lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
+        self.gan.latent_dim,
+        seed=member.seed,
       )
       result = evaluate.evaluate(
-          generate_fn,
-          member,
-          num_samples=member.eval.num_samples or None,
-          feature_net=member.eval.feature_net,
-          inception_weights=member.eval.inception_weights,
-          seed=member.seed,
-          ema=True,
-          step=step,
+        generate_fn,
+        member,
+        num_samples=member.eval.num_samples or None,
+        feature_net=member.eval.feature_net,
+        inception_weights=member.eval.inception_weights,
+        seed=member.seed,
+        ema=True,
+        step=step,
       )
-      records.append({"step": step, **({"member": m} if self.config.population > 1 else {}), **result})
+      records.append({"step": step, **({"member": m} if len(self.members) > 1 else {}), **result})
     if jax.process_index() == 0:
       for r in records:
-        evaluate.append_record(self.workdir, r)
+        records_lib.append_record(self.workdir, r)
     self.last = records
     score = self._note_score(step, records) if self.metric in records[0] else None
     if self._best_mngr is not None and score is not None:

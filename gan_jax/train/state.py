@@ -13,10 +13,20 @@ import ml_collections
 import optax
 
 from gan_jax import config as config_lib
-from gan_jax import losses, models, penalties
+from gan_jax import models
 from gan_jax.data import DatasetInfo
 
 Params = Any
+
+
+@flax.struct.dataclass
+class NetState:
+  """One network: its parameters, its non-parameter collections (batch norm statistics, spectral-norm
+  vectors) and its optimizer's state."""
+
+  params: Params
+  stats: Params
+  opt: optax.OptState
 
 
 @flax.struct.dataclass
@@ -25,13 +35,9 @@ class GANState:
 
   step: jax.Array  # int32 scalar: generator updates done
   rng: jax.Array  # uint32[2] root key; step s draws from fold_in(rng, s)
-  g_params: Params
-  d_params: Params
-  g_stats: Params  # non-parameter collections (batch norm statistics, spectral-norm vectors)
-  d_stats: Params
-  g_opt: optax.OptState
-  d_opt: optax.OptState
-  ema_params: Params  # EMA of g_params: the generator used for samples and evaluation
+  g: NetState
+  d: NetState
+  ema_params: Params  # EMA of g.params: the generator used for samples and evaluation
   hparams: dict[str, jax.Array]  # HPARAMS below: per-run (per-member) float hyperparameters
 
 
@@ -43,8 +49,6 @@ class GAN:
   discriminator: nn.Module
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation
-  loss_fn: losses.LossFn
-  penalty_fn: penalties.PenaltyFn | None
   latent_dim: int
   data_shape: tuple[int, ...]
 
@@ -54,13 +58,8 @@ class GAN:
 
 
 # Float hyperparameters kept in the state rather than closed over by the step, so that each member
-# of a population (jax.vmap over stacked states) can carry its own value.
-HPARAMS = {
-    "g_lr": "optim.g.lr",
-    "d_lr": "optim.d.lr",
-    "penalty_weight": "penalty.weight",
-    "ema_decay": "train.ema_decay",
-}
+# of a population (jax.vmap over stacked states) can carry its own value: name -> config key.
+HPARAMS = {name: key for name, key in config_lib.MEMBER_KEYS.items() if name != "seed"}
 
 
 def hparams_of(config: ml_collections.ConfigDict) -> dict[str, float]:
@@ -84,9 +83,9 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Gr
 def _unit_schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule | None:
   rest = max(total_steps - opt.warmup_steps, 1)
   decays = {
-      "constant": lambda: optax.constant_schedule(1.0),
-      "cosine": lambda: optax.cosine_decay_schedule(1.0, rest),
-      "linear": lambda: optax.linear_schedule(1.0, 0.0, rest),
+    "constant": lambda: optax.constant_schedule(1.0),
+    "cosine": lambda: optax.cosine_decay_schedule(1.0, rest),
+    "linear": lambda: optax.linear_schedule(1.0, 0.0, rest),
   }
   if opt.schedule not in decays:
     raise ValueError(f"unknown optim schedule {opt.schedule!r}; expected one of {sorted(decays)}")
@@ -96,44 +95,23 @@ def _unit_schedule(opt: ml_collections.ConfigDict, total_steps: int) -> optax.Sc
   return optax.join_schedules([warmup, decays[opt.schedule]()], [opt.warmup_steps])
 
 
-def objective(
-    config: ml_collections.ConfigDict, loss_fn: losses.LossFn | None = None
-) -> tuple[losses.LossFn, penalties.PenaltyFn | None]:
-  """The loss (checked on sample logits) and penalty the config names; `loss_fn` overrides `loss.name`.
-
-  Also called by `gan-jax sweep` on every point before any trains, so a misspelt name stops the sweep at once.
-  """
-  loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
-  losses.check(loss)
-  options = {"one_sided": True} if config.penalty.one_sided else {}
-  penalty = None if config.penalty.name == "none" else penalties.get(config.penalty.name, **options)
-  return loss, penalty
-
-
 def optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
   """G's and D's optimizers; D's schedule counts its updates, train.d_steps per step."""
-  return (make_optimizer(config.optim.g, config.train.steps),
-          make_optimizer(config.optim.d, config.train.steps * config.train.d_steps))
-
-
-def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, loss_fn=None) -> GAN:
-  """Builds the static pieces by name from the config; `loss_fn` overrides `loss.name`."""
-  generator, discriminator = models.get(config.model, info, config.train.compute_dtype)
-  loss, penalty = objective(config, loss_fn)
-  g_tx, d_tx = optimizers(config)
-  return GAN(
-      generator=generator,
-      discriminator=discriminator,
-      g_tx=g_tx,
-      d_tx=d_tx,
-      loss_fn=loss,
-      penalty_fn=penalty,
-      latent_dim=config.model.latent_dim,
-      data_shape=tuple(info.shape),
+  return (
+    make_optimizer(config.optim.g, config.train.steps),
+    make_optimizer(config.optim.d, config.train.steps * config.train.d_steps),
   )
 
 
+def create_gan(config: ml_collections.ConfigDict, info: DatasetInfo, fast_ops: bool = False) -> GAN:
+  """Builds the networks and optimizers the config names; `fast_ops`: see models.get."""
+  generator, discriminator = models.get(config.model, info, config.train.compute_dtype, fast_ops)
+  g_tx, d_tx = optimizers(config)
+  return GAN(generator, discriminator, g_tx, d_tx, config.model.latent_dim, tuple(info.shape))
+
+
 def init_state(gan: GAN, seed: int | jax.Array, hparams: dict[str, float | jax.Array]) -> GANState:
+  """A fresh state: parameters and the root key from `seed`, optimizer states and EMA from the parameters."""
   init_key, rng = jax.random.split(jax.random.PRNGKey(seed))
   g_key, d_key = jax.random.split(init_key)
   z_BZ = jnp.zeros((2, gan.latent_dim), jnp.float32)
@@ -143,16 +121,12 @@ def init_state(gan: GAN, seed: int | jax.Array, hparams: dict[str, float | jax.A
   g_params, g_stats = _split(g_vars)
   d_params, d_stats = _split(d_vars)
   return GANState(
-      step=jnp.zeros((), jnp.int32),
-      rng=rng,
-      g_params=g_params,
-      d_params=d_params,
-      g_stats=g_stats,
-      d_stats=d_stats,
-      g_opt=gan.g_tx.init(g_params),
-      d_opt=gan.d_tx.init(d_params),
-      ema_params=jax.tree.map(jnp.copy, g_params),  # own buffers: the state is donated
-      hparams={k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()},
+    step=jnp.zeros((), jnp.int32),
+    rng=rng,
+    g=NetState(g_params, g_stats, gan.g_tx.init(g_params)),
+    d=NetState(d_params, d_stats, gan.d_tx.init(d_params)),
+    ema_params=jax.tree.map(jnp.copy, g_params),  # own buffers: the state is donated
+    hparams={k: jnp.asarray(v, jnp.float32) for k, v in hparams.items()},
   )
 
 

@@ -1,0 +1,378 @@
+"""Semantic inpainting by latent search (Yeh et al. 2017), its baselines and its metrics.
+
+A mask is 1 on known pixels, 0 on missing ones. The GAN fill searches the code z whose G(z) best matches the
+known pixels (contextual loss) while D still calls it real (prior loss), then pastes G(z) into the hole:
+x = M ⊙ y + (1 - M) ⊙ G(z). Yeh et al. then blend: "gan_poisson" keeps G(z)'s gradients in the hole and the
+known pixels around it (Pérez et al. 2003), which removes a seam where G's brightness is off. Both are
+reported, so the table says what the search found and what blending adds.
+
+Baselines: mean fill pastes the training set's per-pixel mean image (not the mean of the known pixels, which
+knows nothing about where things usually are); nearest neighbour pastes the training image closest to y in L2
+over the known pixels. Metrics compare each fill with the ground truth on the missing pixels only.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from gan_jax import data, models
+from gan_jax.apps import latent
+from gan_jax.train import run as run_lib
+
+RANDOM_MISSING = 0.8  # `random` masks: each pixel missing with this probability (Yeh et al.'s 80%)
+MASK_KINDS = ("center", "random", "random:P", "half", "FILE.png")
+PRIOR_WEIGHT = 0.003  # λ of the prior loss, Yeh et al.'s
+SEARCH_LR = 0.03  # Adam's step on z; 0.01 converges slower within a few hundred steps on Fashion-MNIST DCGANs
+IMPORTANCE_WINDOW = 7  # side of the neighbourhood of the importance weights, Yeh et al.'s
+WEIGHTINGS = ("importance", "uniform")
+DATA_RANGE = 2.0  # images live in [-1, 1]
+SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5  # Wang et al.'s 11x11 Gaussian window, as skimage's gaussian_weights=True
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def make_mask(kind: str, shape_HW: tuple[int, int], key: jax.Array | None = None) -> np.ndarray:
+  """mask_HW float32, 1 = known pixel.
+
+  center: the central H/2 x W/2 block (25% of the area) is missing. half: the left half is missing.
+  random (random:P): each pixel missing independently with probability 0.8 (P), drawn from `key`.
+  FILE.png: the file's pixels, nonzero = known, in the images' shape.
+  """
+  H, W = shape_HW
+  mask_HW = np.ones((H, W), np.float32)
+  if kind == "center":
+    mask_HW[H // 4 : H // 4 + H // 2, W // 4 : W // 4 + W // 2] = 0
+  elif kind == "half":
+    mask_HW[:, : W // 2] = 0
+  elif kind == "random" or kind.startswith("random:"):
+    p = RANDOM_MISSING if kind == "random" else _rate(kind)
+    if key is None:
+      raise ValueError(f"mask {kind!r} is random: expected a PRNG key")
+    mask_HW = np.asarray(jax.random.uniform(key, (H, W)) >= p, np.float32)
+  elif kind.endswith(".png"):
+    pixels = np.asarray(Image.open(kind).convert("L"))
+    if pixels.shape != (H, W):
+      raise ValueError(f"mask {kind!r} is {pixels.shape[0]}x{pixels.shape[1]}; expected the images' {H}x{W}")
+    mask_HW = (pixels != 0).astype(np.float32)
+  else:
+    raise ValueError(f"mask {kind!r}: expected one of {', '.join(MASK_KINDS)}")
+  return mask_HW
+
+
+def _rate(kind: str) -> float:
+  try:
+    p = float(kind.split(":", 1)[1])
+  except ValueError:
+    p = -1.0
+  if not 0 < p < 1:
+    raise ValueError(f"mask {kind!r}: expected random:P with a missing fraction 0 < P < 1, e.g. random:0.5")
+  return p
+
+
+def save_mask(path: str, mask_HW: np.ndarray) -> None:
+  """A mask as the FILE.png that make_mask reads: white = known."""
+  Image.fromarray((np.asarray(mask_HW) != 0).astype(np.uint8) * 255).save(path)
+
+
+def importance_weights(mask_NHW: jax.Array, window: int = IMPORTANCE_WINDOW) -> jax.Array:
+  """Yeh et al.'s weights: a known pixel counts by the fraction of its window x window neighbourhood missing.
+
+  Known pixels far from the hole weigh 0, so the match is on the hole's surroundings; missing pixels weigh 0.
+  """
+  missing_NHW1 = (1.0 - mask_NHW)[..., None]
+  box_HWIO = jnp.ones((window, window, 1, 1), jnp.float32) / window**2
+  near_NHW1 = jax.lax.conv_general_dilated(
+    missing_NHW1, box_HWIO, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
+  return mask_NHW * near_NHW1[..., 0]
+
+
+def contextual_loss(x_NHWC: jax.Array, y_NHWC: jax.Array, weights_NHW: jax.Array) -> jax.Array:
+  """loss_N = Σ W ⊙ |x - y|: the L1 distance on the known pixels (L1, as Yeh et al.: robust to outliers)."""
+  return jnp.sum(weights_NHW[..., None] * jnp.abs(x_NHWC - y_NHWC), axis=(1, 2, 3))
+
+
+def prior_loss(logits_N: jax.Array, weight: float = PRIOR_WEIGHT) -> jax.Array:
+  """λ log(1 - D(G(z))) with D = sigmoid(logit): log(1 - sigmoid(l)) = log sigmoid(-l) = -softplus(l).
+
+  Yeh et al.'s formula (their code used the non-saturating -log D instead); it falls as D's logit rises.
+  """
+  return -weight * jax.nn.softplus(logits_N)
+
+
+def blend(y_NHWC: jax.Array, fill_NHWC: jax.Array, mask_NHW: jax.Array) -> jax.Array:
+  """Known pixels from y, missing ones from the fill."""
+  m = mask_NHW[..., None]
+  return m * y_NHWC + (1.0 - m) * fill_NHWC
+
+
+def _neighbour_sum(u_HW: jax.Array) -> jax.Array:
+  """Σ of each pixel's 4 neighbours, zero beyond the image."""
+  p = jnp.pad(u_HW, 1)
+  return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
+
+
+def poisson_blend(
+  y_NHWC: jax.Array, fill_NHWC: jax.Array, mask_NHW: jax.Array, *, tol: float = 1e-6, maxiter: int = 1000
+) -> jax.Array:
+  """x = y on known pixels; in the hole, x solves the discrete Poisson equation Δx = Δfill (Pérez et al. 2003).
+
+  That is, x's differences to its neighbours match the fill's, and the hole's border meets y's pixels. Per
+  image and channel, with u the hole's unknowns: n_p u_p - Σ_{q in hole} u_q = (Δfill)_p + Σ_{q known} y_q,
+  n_p the number of p's neighbours inside the image. The matrix is a Laplacian with Dirichlet boundary,
+  symmetric positive definite when each hole touches a known pixel: conjugate gradients solve it.
+  """
+
+  def one(y_HW, fill_HW, known_HW):
+    hole_HW = 1.0 - known_HW
+    count_HW = _neighbour_sum(jnp.ones_like(known_HW))
+    # On known pixels the operator is the identity and the right-hand side 0, so u stays 0 there.
+    operator = lambda u_HW: hole_HW * (count_HW * u_HW - _neighbour_sum(hole_HW * u_HW)) + known_HW * u_HW
+    laplacian_HW = count_HW * fill_HW - _neighbour_sum(fill_HW)
+    rhs_HW = hole_HW * (laplacian_HW + _neighbour_sum(known_HW * y_HW))
+    u_HW, _ = jax.scipy.sparse.linalg.cg(operator, rhs_HW, tol=tol, maxiter=maxiter)
+    return known_HW * y_HW + hole_HW * u_HW
+
+  per_channel = jax.vmap(one, in_axes=(-1, -1, None), out_axes=-1)
+  as_float = lambda a: jnp.asarray(a, jnp.float32)
+  return jax.vmap(per_channel)(as_float(y_NHWC), as_float(fill_NHWC), as_float(mask_NHW))
+
+
+def gan_inpaint(
+  generator: nn.Module,
+  discriminator: nn.Module,
+  g_vars: dict,
+  d_vars: dict,
+  y_NHWC: np.ndarray,
+  mask_NHW: np.ndarray,
+  key: jax.Array,
+  *,
+  steps: int,
+  restarts: int,
+  labels_N: np.ndarray | None = None,
+  prior_weight: float = PRIOR_WEIGHT,
+  lr: float = SEARCH_LR,
+  weighting: str = "importance",
+  latent_dim: int,
+  batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+  """(generated_NHWC, loss_N): G(z) of the best code per image, searched in batches of `batch_size`.
+
+  Restart r of image i starts from the code keyed by (key, i), so results do not depend on the batching.
+  A conditional generator draws image i of class labels_N[i].
+  """
+  if weighting not in WEIGHTINGS:
+    raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
+
+  @jax.jit
+  def search(g_vars, d_vars, y_NHWC, mask_NHW, labels_N, ids_N):
+    gen = lambda z_NZ: generator.apply(g_vars, z_NZ, labels_N, train=False).astype(jnp.float32)
+    weights_NHW = importance_weights(mask_NHW) if weighting == "importance" else mask_NHW
+
+    def loss_fn(x_NHWC, z_NZ):
+      out = discriminator.apply(d_vars, x_NHWC, labels_N, train=False)
+      logits_N = out[0] if isinstance(out, tuple) else out  # an ACGAN head also returns class logits
+      return contextual_loss(x_NHWC, y_NHWC, weights_NHW) + prior_loss(logits_N, prior_weight)
+
+    z0_RNZ = latent.initial_latents(key, restarts, ids_N, latent_dim)
+    z_NZ, loss_N = latent.latent_search(gen, loss_fn, z0_RNZ, steps=steps, lr=lr)
+    return gen(z_NZ), loss_N
+
+  def batch(ids_B: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    labels_B = None if labels_N is None else jnp.asarray(labels_N[ids_B], jnp.int32)
+    return search(g_vars, d_vars, y_NHWC[ids_B], mask_NHW[ids_B], labels_B, ids_B)
+
+  return latent.map_batches(batch, len(y_NHWC), batch_size)
+
+
+def mean_fill(y_NHWC: np.ndarray, mask_NHW: np.ndarray, train_mean_HWC: np.ndarray) -> np.ndarray:
+  """The training set's mean image pasted into the hole."""
+  return np.asarray(blend(y_NHWC, jnp.broadcast_to(train_mean_HWC, y_NHWC.shape), mask_NHW))
+
+
+@jax.jit
+def _masked_sq_distances(y_NP: jax.Array, m_NP: jax.Array, t_TP: jax.Array) -> jax.Array:
+  """d_NT = Σ_p m (y - t)² = Σ m y² - 2 (m y)·t + m·t², as two matmuls."""
+  hi = jax.lax.Precision.HIGHEST
+  return (
+    jnp.sum(m_NP * y_NP**2, axis=1)[:, None]
+    - 2 * jnp.matmul(m_NP * y_NP, t_TP.T, precision=hi)
+    + jnp.matmul(m_NP, (t_TP**2).T, precision=hi)
+  )
+
+
+def nearest_neighbour_fill(
+  y_NHWC: np.ndarray, mask_NHW: np.ndarray, train_THWC: np.ndarray, chunk: int = 8192
+) -> tuple[np.ndarray, np.ndarray]:
+  """(filled_NHWC, index_N): the training image nearest to y in L2 over the known pixels, pasted into the hole."""
+  N = len(y_NHWC)
+  C = y_NHWC.shape[-1]
+  y_NP = jnp.asarray(y_NHWC.reshape(N, -1))
+  m_NP = jnp.asarray(np.repeat(mask_NHW[..., None], C, axis=-1).reshape(N, -1))
+  best_N, index_N = np.full(N, np.inf, np.float32), np.zeros(N, np.int64)
+  for start in range(0, len(train_THWC), chunk):
+    t_TP = jnp.asarray(train_THWC[start : start + chunk].reshape(-1, y_NP.shape[1]))
+    d_NT = np.asarray(_masked_sq_distances(y_NP, m_NP, t_TP))
+    i_N = np.argmin(d_NT, axis=1)
+    d_N = d_NT[np.arange(N), i_N]
+    better = d_N < best_N
+    best_N[better], index_N[better] = d_N[better], start + i_N[better]
+  return np.asarray(blend(y_NHWC, train_THWC[index_N], mask_NHW)), index_N
+
+
+@jax.jit
+def psnr(x_NHWC: jax.Array, truth_NHWC: jax.Array, region_NHW: jax.Array) -> jax.Array:
+  """psnr_N in dB over the region's pixels (all channels), data range 2 ([-1, 1]); an exact match gives 100 dB."""
+  sq_N = jnp.sum(region_NHW[..., None] * (x_NHWC - truth_NHWC) ** 2, axis=(1, 2, 3))
+  mse_N = sq_N / (jnp.sum(region_NHW, axis=(1, 2)) * x_NHWC.shape[-1])
+  return 10 * jnp.log10(DATA_RANGE**2 / jnp.maximum(mse_N, DATA_RANGE**2 * 1e-10))
+
+
+def _gaussian_filter(x_NHW: jax.Array) -> jax.Array:
+  """scipy.ndimage.gaussian_filter(sigma=1.5, truncate=3.5, mode='reflect') over H and W, separably."""
+  r = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+  k = np.exp(-0.5 * (np.arange(-r, r + 1) / SSIM_SIGMA) ** 2)
+  k = jnp.asarray(k / k.sum(), jnp.float32)
+  H, W = x_NHW.shape[1:]
+  pad = jnp.pad(x_NHW, ((0, 0), (r, r), (r, r)), mode="symmetric")  # scipy's 'reflect' is numpy's 'symmetric'
+  rows = sum(k[i] * pad[:, i : i + H, :] for i in range(2 * r + 1))
+  return sum(k[i] * rows[:, :, i : i + W] for i in range(2 * r + 1))
+
+
+@jax.jit
+def ssim_map(x_NHWC: jax.Array, truth_NHWC: jax.Array) -> jax.Array:
+  """S_NHW: Wang et al. 2004's SSIM at every pixel (Gaussian window, population covariances), channel mean.
+
+  Equal to skimage's structural_similarity(gaussian_weights=True, use_sample_covariance=False, data_range=2,
+  full=True) map.
+  """
+  c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
+
+  def one_channel(a_NHW, b_NHW):
+    mu_a, mu_b = _gaussian_filter(a_NHW), _gaussian_filter(b_NHW)
+    var_a = _gaussian_filter(a_NHW * a_NHW) - mu_a**2
+    var_b = _gaussian_filter(b_NHW * b_NHW) - mu_b**2
+    cov = _gaussian_filter(a_NHW * b_NHW) - mu_a * mu_b
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+
+  maps_CNHW = jax.vmap(one_channel, in_axes=-1)(x_NHWC.astype(jnp.float32), truth_NHWC.astype(jnp.float32))
+  return jnp.mean(maps_CNHW, axis=0)
+
+
+def ssim(x_NHWC: jax.Array, truth_NHWC: jax.Array, region_NHW: jax.Array) -> jax.Array:
+  """ssim_N: the SSIM map of the whole image, averaged over the region's pixels.
+
+  Windows near the hole's edge also see known pixels, equal in both images: that is the same for every fill.
+  """
+  s_NHW = ssim_map(x_NHWC, truth_NHWC)
+  return jnp.sum(region_NHW * s_NHW, axis=(1, 2)) / jnp.sum(region_NHW, axis=(1, 2))
+
+
+def parse_image_spec(spec: str) -> tuple[str, int, int]:
+  """'test:0-63' -> ('test', 0, 64): a split and a half-open range of its examples (the spec's end included)."""
+  split, _, span = spec.partition(":")
+  lo, _, hi = span.partition("-")
+  try:
+    start, stop = int(lo), int(hi) + 1
+  except ValueError:
+    start = stop = -1
+  if not split or start < 0 or stop <= start:
+    raise ValueError(f"--images {spec!r}: expected SPLIT:FIRST-LAST (e.g. test:0-63) or FILE.npz")
+  return split, start, stop
+
+
+def _require_images(run: run_lib.Run) -> None:
+  if run.info.kind != "images":
+    raise ValueError(f"inpainting needs an image run; data.name={run.info.name!r} is {run.info.kind}")
+
+
+def load_images(run: run_lib.Run, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
+  """(y_NHWC in [-1, 1], labels_N or None) from SPLIT:FIRST-LAST of the run's dataset or a FILE.npz.
+
+  A FILE.npz holds uint8 `images` NHWC (as `gan-jax sample` writes them) and optionally int `labels`.
+  """
+  _require_images(run)
+  if spec.endswith(".npz"):
+    with np.load(spec) as f:
+      if "images" not in f:
+        raise ValueError(f"--images {spec!r} has arrays {sorted(f.files)}; expected uint8 'images' NHWC")
+      images, labels = f["images"], f.get("labels")
+    if images.dtype != np.uint8:
+      raise ValueError(f"--images {spec!r}: 'images' are {images.dtype}; expected uint8 0..255")
+    y_NHWC = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # the inverse of to_uint8
+  else:
+    split, start, stop = parse_image_spec(spec)
+    x, labels = data.load_split(run.config, split, stop)
+    if len(x) < stop:
+      raise ValueError(f"--images {spec!r}: split {split!r} has only {len(x)} examples")
+    y_NHWC, labels = x[start:], labels[start:]
+  if tuple(y_NHWC.shape[1:]) != tuple(run.info.shape):
+    raise ValueError(f"--images {spec!r} are {tuple(y_NHWC.shape[1:])}; expected the run's {tuple(run.info.shape)}")
+  return y_NHWC, None if labels is None else np.asarray(labels, np.int32)
+
+
+def masks_for(kind: str, num: int, shape_HW: tuple[int, int], key: jax.Array) -> np.ndarray:
+  """mask_NHW: one mask per image; a random kind draws image i's from fold_in(key, i)."""
+  if kind == "random" or kind.startswith("random:"):
+    return np.stack([make_mask(kind, shape_HW, jax.random.fold_in(key, i)) for i in range(num)])
+  return np.broadcast_to(make_mask(kind, shape_HW), (num, *shape_HW)).copy()
+
+
+FILLS = ("gan", "gan_poisson", "mean_fill", "nearest_neighbour")
+
+
+def evaluate_inpainting(
+  run: run_lib.Run,
+  y_NHWC: np.ndarray,
+  mask_NHW: np.ndarray,
+  labels_N: np.ndarray | None = None,
+  *,
+  steps: int,
+  restarts: int,
+  seed: int = 0,
+  lr: float = SEARCH_LR,
+  prior_weight: float = PRIOR_WEIGHT,
+  weighting: str = "importance",
+  ema: bool = True,
+  member: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+  """({fill name: filled_NHWC}, {"psnr"|"ssim": {fill name: mean over images}}) on the missing pixels."""
+  _require_images(run)
+  if not (1 - mask_NHW).sum(axis=(1, 2)).all():
+    raise ValueError("a mask leaves no pixel missing; expected every image to have a hole to fill")
+  num_classes = models.generator_classes(run.gan.generator)
+  if num_classes and labels_N is None:
+    raise ValueError("this run is conditional: the images need labels (the split's, or 'labels' in the .npz)")
+  g_vars, d_vars = run_lib.member_variables(run, member, ema)
+  generated, _ = gan_inpaint(
+    run.gan.generator,
+    run.gan.discriminator,
+    g_vars,
+    d_vars,
+    y_NHWC,
+    mask_NHW,
+    jax.random.PRNGKey(seed),
+    steps=steps,
+    restarts=restarts,
+    labels_N=labels_N if num_classes else None,
+    prior_weight=prior_weight,
+    lr=lr,
+    weighting=weighting,
+    latent_dim=run.gan.latent_dim,
+  )
+  train_THWC, _ = data.load_split(run.config, run.config.data.split)
+  fills = {
+    "gan": np.asarray(blend(y_NHWC, generated, mask_NHW)),
+    "gan_poisson": np.asarray(jax.jit(poisson_blend)(y_NHWC, generated, mask_NHW)),
+    "mean_fill": mean_fill(y_NHWC, mask_NHW, train_THWC.mean(axis=0)),
+    "nearest_neighbour": nearest_neighbour_fill(y_NHWC, mask_NHW, train_THWC)[0],
+  }
+  missing_NHW = 1.0 - mask_NHW
+  scores = {
+    "psnr": {k: float(np.mean(psnr(x, y_NHWC, missing_NHW))) for k, x in fills.items()},
+    "ssim": {k: float(np.mean(ssim(x, y_NHWC, missing_NHW))) for k, x in fills.items()},
+  }
+  return fills, scores

@@ -1,0 +1,356 @@
+"""The `gan-jax` subcommands: each reads its arguments, calls the library and prints what it did.
+
+Imports are inside the commands, so that one command loads only what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  from gan_jax import config as config_lib
+  from gan_jax import parallel
+  from gan_jax.train.loop import train_and_evaluate
+
+  parallel.maybe_initialize_distributed()
+  config = config_lib.load(args.config)
+  config_lib.apply_overrides(config, overrides)
+  train_and_evaluate(config, args.workdir)
+  return 0
+
+
+def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  from gan_jax import models
+  from gan_jax.images import to_uint8
+  from gan_jax.train import run as run_lib
+
+  run = run_lib.load_run(args.workdir)
+  num_classes = models.generator_classes(run.gan.generator)
+  labels_N = None
+  if args.labels or num_classes:  # a conditional run's samples always come with their labels
+    labels_N = run_lib.sample_labels(args.labels or "all", args.num, num_classes)
+  x = run_lib.generate(run, args.num, seed=args.seed, ema=not args.no_ema, member=args.member, labels_N=labels_N)
+  extra = {} if labels_N is None else {"labels": labels_N}
+  if run.info.kind == "images":
+    np.savez(args.out, images=to_uint8(x), **extra)
+  else:
+    np.savez(args.out, points=x.astype(np.float32), **extra)
+  print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step[0])}) to {args.out}")
+  return 0
+
+
+def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  from gan_jax.eval import curves
+
+  series = [s for d in curves.run_dirs(args.dirs) for s in curves.load_series(d)]
+  if args.export:
+    if len(series) == 1:
+      print(
+        "note: one run gives std 0, so the band is only its floor (band.min_abs); export several seeds", file=sys.stderr
+      )
+    if len(curves.group_by_seed(series)) > 1:
+      print("note: these runs differ in more than their seeds; the reference pools them all", file=sys.stderr)
+    ref = curves.export_reference(series, args.out, args.smooth)
+    print(f"wrote reference of {len(series)} runs, curves {sorted(ref['curves'])}, to {args.out}")
+    return 0
+  reference = curves.load_reference(args.reference) if args.reference else None
+  window = reference["smoothing"] if reference else args.smooth
+  groups = curves.group_by_seed(series)
+  print("wrote " + ", ".join(curves.plot(groups, args.out, window, reference)))
+  if reference is None:
+    return 0
+  failed = False
+  for label, group in groups.items():
+    for name, r in curves.check(group, reference).items():
+      failed |= not r["ok"]
+      verdict = "passes" if r["ok"] else "FAILS"
+      partial = (
+        ""
+        if r["points"] in (0, r["total"])
+        else (
+          f"; the run reaches only {r['points']} of the reference's {r['total']} steps, up to step {r['last_step']:g}"
+        )
+      )
+      print(
+        f"{label}: {name}: {verdict}, inside the band at {r['fraction']:.0%} of {r['points']} reference steps "
+        f"(needs {reference['band']['min_fraction']:.0%}){partial}"
+      )
+  return 1 if failed else 0
+
+
+def gif(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  from gan_jax.images import progress_gif
+
+  n = progress_gif(args.workdir, args.out, args.frame_ms)
+  print(f"wrote {n} frames to {args.out}")
+  return 0
+
+
+def anomaly(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  import dataclasses
+  import json
+  import time
+
+  from gan_jax import data
+  from gan_jax.apps import anomaly
+  from gan_jax.train import run as run_lib
+
+  start = time.time()
+  run = run_lib.load_run(args.workdir)
+  x_NHWC, labels_N = anomaly.load_images(run, args.images)
+  given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None}
+  if args.method == "fanogan":
+    method = anomaly.FAnoGAN(seed=args.seed, kappa=args.kappa, **given)
+    score = "mean (x - G(E(x)))^2 + kappa mean (f(x) - f(G(E(x))))^2; f: D's features before its head"
+  else:
+    method = anomaly.AnoGAN(restarts=args.restarts, seed=args.seed, weight=args.discrimination_weight, **given)
+    score = "(1 - weight) sum|x - G(z)| + weight sum|f(x) - f(G(z))| at the best z; f: D's features before its head"
+  log = lambda line: print(line, file=sys.stderr, flush=True)
+  score_N, anomalous_N, summary = anomaly.evaluate_anomaly(
+    run, x_NHWC, labels_N, method, workdir=args.workdir, ema=not args.no_ema, member=args.member, log=log
+  )
+  if args.out:
+    np.savez(args.out, scores=score_N, labels=labels_N, anomalous=anomalous_N)
+  protocol = {
+    "workdir": args.workdir,
+    "step": int(run.state.step[args.member]),
+    "images": args.images,
+    "held_out_classes": list(data.excluded_classes(run.config, run.info.kind, run.info.num_classes)),
+    "method": args.method,
+    **dataclasses.asdict(method),
+    "score": score,
+    "ema": not args.no_ema,
+    "member": args.member,
+    "seconds": round(time.time() - start, 1),
+  }
+  print(json.dumps({**summary, "protocol": protocol, "files": [args.out] if args.out else []}))
+  return 0
+
+
+def inpaint(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  import json
+  import time
+
+  import jax
+
+  from gan_jax import models
+  from gan_jax.apps import inpaint
+  from gan_jax.images import save_samples, to_uint8
+  from gan_jax.train import run as run_lib
+
+  start = time.time()
+  run = run_lib.load_run(args.workdir)
+  y_NHWC, labels_N = inpaint.load_images(run, args.images)
+  mask_NHW = inpaint.masks_for(args.mask, len(y_NHWC), y_NHWC.shape[1:3], jax.random.PRNGKey(args.seed))
+  search = dict(steps=args.steps, restarts=args.restarts, seed=args.seed, lr=args.lr, weighting=args.weighting)
+  fills, scores = inpaint.evaluate_inpainting(
+    run, y_NHWC, mask_NHW, labels_N, prior_weight=args.prior_weight, ema=not args.no_ema, member=args.member, **search
+  )
+  masked_NHWC = np.asarray(inpaint.blend(y_NHWC, np.zeros_like(y_NHWC), mask_NHW))  # holes shown mid-grey
+  rows = {"original": y_NHWC, "masked": masked_NHWC, **fills}
+  np.savez(f"{args.out}.npz", mask=mask_NHW.astype(np.uint8), **{k: to_uint8(v) for k, v in rows.items()})
+  cols = min(len(y_NHWC), 16)
+  save_samples(f"{args.out}.png", row_blocks(list(rows.values()), cols), "images", cols=cols)
+  conditional = bool(models.generator_classes(run.gan.generator))
+  protocol = {
+    "workdir": args.workdir,
+    "step": int(run.state.step[args.member]),
+    "images": args.images,
+    "count": len(y_NHWC),
+    "mask": args.mask,
+    "missing_fraction": float(1 - mask_NHW.mean()),
+    **search,
+    "lambda": args.prior_weight,
+    "ema": not args.no_ema,
+    "member": args.member,
+    "labels": "given" if conditional else "none",
+    "region": "missing pixels: PSNR (data range 2) and the SSIM map's mean per image, then the mean over images",
+  }
+  files = [f"{args.out}.npz", f"{args.out}.png"]
+  seconds = round(time.time() - start, 1)
+  print(json.dumps({**scores, "rows": list(rows), "protocol": protocol, "files": files, "seconds": seconds}))
+  return 0
+
+
+def row_blocks(rows: list[np.ndarray], cols: int) -> np.ndarray:
+  """Same-length image rows interleaved in blocks of `cols` (white-padded), for a `cols`-wide grid."""
+  blocks = []
+  for start in range(0, len(rows[0]), cols):
+    for r in rows:
+      part = r[start : start + cols]
+      blocks += [part, np.ones((cols - len(part), *part.shape[1:]), part.dtype)]
+  return np.concatenate(blocks)
+
+
+def interpolate(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  import jax
+
+  from gan_jax import models
+  from gan_jax.apps import latent
+  from gan_jax.images import save_samples
+  from gan_jax.train import run as run_lib
+
+  run = run_lib.load_run(args.workdir)
+  if run.info.kind != "images":
+    raise ValueError(f"interpolate draws image grids; data.name={run.info.name!r} is {run.info.kind}")
+  if args.rows < 1:
+    raise ValueError(f"--rows {args.rows}: expected at least 1")
+  num_classes = models.generator_classes(run.gan.generator)
+  key_a, key_b = jax.random.split(jax.random.PRNGKey(args.seed))
+  pairs = 1 if num_classes else args.rows  # conditional: one path, drawn in every class
+  z_a, z_b = (latent.latent_normal(k, (pairs, run.gan.latent_dim), args.truncation) for k in (key_a, key_b))
+  z_LSZ = latent.interpolate(z_a, z_b, args.steps, args.method)
+  labels_N = None
+  if num_classes:
+    z_LSZ = np.broadcast_to(z_LSZ, (num_classes, *z_LSZ.shape[1:]))
+    labels_N = np.repeat(np.arange(num_classes, dtype=np.int32), args.steps)
+  z_NZ = np.asarray(z_LSZ).reshape(-1, run.gan.latent_dim)
+  x = run_lib.generate_from(run, z_NZ, ema=not args.no_ema, member=args.member, labels_N=labels_N)
+  save_samples(args.out, x, "images", cols=args.steps)
+  rows = f"{num_classes} classes" if num_classes else f"{args.rows} rows"
+  print(f"wrote {rows} x {args.steps} {args.method} interpolations of {args.workdir} to {args.out}")
+  return 0
+
+
+def augment(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  import json
+  import time
+
+  from gan_jax.apps import classifier_study
+  from gan_jax.train import run as run_lib
+
+  start = time.time()
+  fractions, seeds = classifier_study.parse_fractions(args.fractions), list(range(args.seeds))
+  run = run_lib.load_run(args.workdir)
+  fit = dict(epochs=args.epochs, generated=args.generated, min_steps=args.min_steps, batch_size=128, lr=1e-3)
+  log = lambda line: print(line, file=sys.stderr, flush=True)
+  study = classifier_study.augmentation_study(
+    run, fractions, seeds, **fit, ema=not args.no_ema, member=args.member, log=log
+  )
+  protocol = {
+    "workdir": args.workdir,
+    "step": int(run.state.step[args.member]),
+    "fractions": list(fractions),
+    "seeds": seeds,
+    **fit,
+    "ema": not args.no_ema,
+    "member": args.member,
+    "classifier": "metrics.features.FashionClassifier, Adam with cosine decay (scripts/train_classifier.py's loop)",
+    "subset": "class-stratified, drawn per seed; generated images: noise per seed, classes in turn",
+    "generated_setting": "trained once per seed on the N generated images, the same under every fraction",
+    "accuracy": "top-1 on the whole test split; std over seeds with ddof=1",
+    "train_split_images": study["train_split_images"],
+    "test_images": study["test_images"],
+  }
+  print(json.dumps({"accuracy": study["accuracy"], "protocol": protocol, "seconds": round(time.time() - start, 1)}))
+  return 0
+
+
+def _data_config(args: argparse.Namespace):
+  """A base config naming the dataset of `eval --samples/--floor` without a workdir."""
+  from gan_jax import config as config_lib
+
+  config = config_lib.base_config()
+  config.data.name, config.data.data_dir, config.data.source_dir = args.data, args.data_dir, args.source_dir
+  config.seed = args.seed
+  return config
+
+
+def _load_samples(path: str) -> np.ndarray:
+  """Images as [-1, 1] floats, or points, from an npz as `gan-jax sample` and other frameworks write it."""
+  with np.load(path) as f:
+    if "images" in f.files:
+      images = f["images"]
+      if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"{path}: `images` must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
+      return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+    if "points" in f.files:
+      return np.asarray(f["points"], np.float32)
+  raise ValueError(f"{path}: expected an `images` (uint8 NHWC) or `points` array, found {f.files}")
+
+
+def eval(args: argparse.Namespace, overrides: dict[str, str]) -> int:  # noqa: A001
+  """`gan-jax eval`: prints one JSON object; with --workdir (not --floor) also appends it to eval.jsonl."""
+  import json
+
+  from gan_jax import config as config_lib
+  from gan_jax.eval.evaluate import array_sampler, evaluate, evaluate_samples, real_floor
+  from gan_jax.records import append_record
+  from gan_jax.train import run as run_lib
+
+  common = {
+    "feature_net": args.feature_net,
+    "real_split": args.real_split,
+    "seed": args.seed,
+    "inception_weights": args.inception_weights,
+  }
+  if args.floor:
+    if args.samples:
+      raise ValueError("--floor scores real data; it takes --workdir or --data, not --samples")
+    config = config_lib.read_run_config(args.workdir) if args.workdir else _data_config(args)
+    record = real_floor(config, num_samples=args.num, **common)
+  elif args.samples:
+    samples = _load_samples(args.samples)
+    num = len(samples) if args.num is None else args.num
+    source = f"samples file {os.path.basename(args.samples)}"
+    record = evaluate_samples(array_sampler(samples), _data_config(args), source=source, num_samples=num, **common)
+  elif args.workdir:
+    run = run_lib.load_run(args.workdir)
+    ema = not args.no_ema
+    step = int(np.asarray(run.state.step).max())
+    generate_fn = run_lib.run_sampler(run, seed=args.seed, ema=ema, member=args.member)
+    result = evaluate(generate_fn, run.config, num_samples=args.num, ema=ema, step=step, **common)
+    # The train loop's record layout, so eval.jsonl reads the same whoever wrote a line.
+    record = {"step": step, **({"member": args.member} if run.config.population.size > 1 else {}), **result}
+    append_record(args.workdir, record)
+  else:
+    raise ValueError("give --workdir DIR, --samples FILE.npz, or --floor")
+  print(json.dumps(record))
+  return 0
+
+
+def sweep(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  """The `sweep` subcommand: 0 when every point is done, 1 when any failed."""
+  from gan_jax.sweep import launch, report, vectorize
+
+  if args.report:
+    if args.config or args.workdir or args.dry_run:
+      raise ValueError("--report DIR reads an existing sweep; expected it without --config/--workdir/--dry-run")
+    print(report.write_report(args.report, args.metric), end="")
+    return 0
+  if not (args.config and args.workdir):
+    raise ValueError("expected --config FILE.py and --workdir DIR (or --report DIR)")
+  if args.parallel is not None and args.parallel < 1:
+    raise ValueError(f"--parallel {args.parallel}: expected at least 1")
+  if args.vectorize < 0:
+    raise ValueError(f"--vectorize {args.vectorize}: expected at most MAX >= 1 members per population, or no MAX")
+  max_members = args.vectorize or None  # 1 without --vectorize: every point alone.
+
+  plan = launch.load_sweep(args.config)
+  manifest, records = launch.sync_manifest(plan, args.workdir, save=not args.dry_run)
+  configs = {r.name: c for r, c in zip(records, plan.configs, strict=True)}  # an earlier record keeps its name
+  todo = [r for r in records if r.status != "done"]
+  groups = vectorize.regroup(todo, configs, max_members)
+  runs = f" as {len(groups)} runs" if len(groups) != len(todo) else ""
+  verb = "would run" if args.dry_run else "running"
+  done = len(records) - len(todo)
+  print(f"sweep: {len(records)} points, {done} done already, {verb} {len(todo)}{runs}", file=sys.stderr)
+  if args.dry_run:
+    print(vectorize.describe(groups, {r.name: r.overrides for r in todo}), end="")
+    return 0
+  jobs = launch.make_jobs(groups, todo, args.workdir)
+  manifest.save(args.workdir)
+  if args.launcher == "local":
+    launch.run_local(manifest, args.workdir, jobs, args.parallel or launch.default_parallel())
+  else:
+    launch.run_submitit(manifest, args.workdir, jobs, configs, launch.CLUSTERS[args.launcher], args.parallel)
+  print(report.write_report(args.workdir, args.metric), end="")
+  failed = [r.name for r in records if r.status == "failed"]
+  if failed:
+    print(f"sweep: {len(failed)} of {len(records)} points failed: {', '.join(failed)}", file=sys.stderr)
+  return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Scoring generators: metrics, feature networks, the evaluation protocol, curves against references."""

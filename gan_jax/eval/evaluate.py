@@ -1,0 +1,353 @@
+"""Scoring generators under one recorded protocol: `evaluate`, `real_floor` and `gan-jax eval`.
+
+Images: generated batches stream through a frozen feature network (gan_jax.eval.features) into
+running moments for FID; their features (10,000 x 128 floats for the Fashion-MNIST network) are kept
+for KID and the k-NN metrics. Real features of a split are computed once per (dataset, split, network,
+weights hash, count, data fingerprint) and cached under $GAN_JAX_CACHE (default ~/.cache/gan_jax).
+Points (ring8, grid25): the PacGAN mode metrics on 2,500 samples.
+
+Every result carries a "protocol" dict saying what was measured against what, so numbers from
+different runs, networks or sample counts are never silently compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from gan_jax import data
+from gan_jax.data import synthetic
+from gan_jax.eval.features import FeatureNet, get_feature_net
+from gan_jax.eval.metrics import (
+  FeatureMoments,
+  GaussianStats,
+  density_coverage,
+  fid,
+  inception_score,
+  kid,
+  mode_metrics,
+  precision_recall,
+)
+from gan_jax.eval.metrics.modes import HIGH_QUALITY_SIGMAS
+
+DEFAULT_IMAGE_SAMPLES = 10_000
+DEFAULT_POINT_SAMPLES = 2_500  # PacGAN's count.
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+PRECISION_RECALL_K, DENSITY_COVERAGE_K = 3, 5
+IS_SPLITS = 10
+CACHE_ENV = "GAN_JAX_CACHE"
+
+GenerateFn = Callable[[int], np.ndarray]
+
+
+def cache_dir() -> str:
+  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "gan_jax")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Reference:
+  """Real-data features of one split and their Gaussian statistics."""
+
+  stats: GaussianStats
+  feats_ND: np.ndarray
+  path: str
+  from_cache: bool
+
+
+def reference_features(
+  config: ml_collections.ConfigDict, net: FeatureNet, split: str = "test", count: int | None = None
+) -> Reference:
+  """Features of the first `count` images of a split (all when None), from the cache when there.
+
+  The key includes a hash of the pixels: the same dataset name prepared from other files (a test
+  fixture, another source_dir) must not reuse these features.
+  """
+  images_NHWC, _ = data.load_split(config, split, count)
+  if count is not None and len(images_NHWC) < count:
+    raise ValueError(f"split {split!r} of {config.data.name!r} has {len(images_NHWC)} examples, asked for {count}")
+  pixels_sha = hashlib.sha256(np.ascontiguousarray(images_NHWC).tobytes()).hexdigest()
+  dataset = config.data.name.replace(":", "-").replace("/", "-")
+  name = f"{dataset}_{split}_{net.name}-{net.weights_sha256[:16]}_n{len(images_NHWC)}_data-{pixels_sha[:16]}.npz"
+  path = os.path.join(cache_dir(), "reference", name)
+  if os.path.isfile(path):
+    with np.load(path) as f:
+      stats = GaussianStats(f["mu"], f["sigma"], int(f["count"]))
+      return Reference(stats, f["feats"], path, from_cache=True)
+  feats_ND, _ = net(images_NHWC)
+  stats = GaussianStats.from_features(feats_ND)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  partial = f"{path}.{os.getpid()}.part"
+  with open(partial, "wb") as f:  # mu/sigma/count as GaussianStats.save, so GaussianStats.load reads it too
+    np.savez(f, mu=stats.mu_D, sigma=stats.sigma_DD, count=stats.count, feats=feats_ND)
+  os.replace(partial, path)  # atomic: a concurrent evaluation sees the whole file or none
+  return Reference(stats, feats_ND, path, from_cache=False)
+
+
+def array_sampler(samples: np.ndarray) -> GenerateFn:
+  """Serves consecutive slices of a fixed array, so stored samples are scored exactly like a generator."""
+  position = 0
+
+  def generate(n: int) -> np.ndarray:
+    nonlocal position
+    if position + n > len(samples):
+      raise ValueError(f"asked for samples {position}..{position + n} of only {len(samples)}")
+    position += n
+    return samples[position - n : position]
+
+  return generate
+
+
+def noise_sampler(generate_z: Callable[[jax.Array], jax.Array], latent_dim: int, seed: int = 0) -> GenerateFn:
+  """generate_fn from a latent -> sample map: call i feeds N(0, I) noise keyed by (seed, i).
+
+  For the train loop: `noise_sampler(lambda z_NZ: gan.generate(params, stats, z_NZ), gan.latent_dim)`.
+  """
+  key = jax.random.PRNGKey(seed)
+  calls = itertools.count()
+
+  def generate(n: int) -> np.ndarray:
+    z_NZ = jax.random.normal(jax.random.fold_in(key, next(calls)), (n, latent_dim))
+    return np.asarray(generate_z(z_NZ))
+
+  return generate
+
+
+def _draw(generate_fn: GenerateFn, num_samples: int, batch_size: int, shape: tuple[int, ...]):
+  """Yields generated batches, each checked to be [n, *shape]: a wrong shape names the generator, not a metric."""
+  for start in range(0, num_samples, batch_size):
+    n = min(batch_size, num_samples - start)
+    x = np.asarray(generate_fn(n))
+    if x.shape != (n, *shape):
+      raise ValueError(f"generate_fn({n}) returned shape {x.shape}; expected {(n, *shape)} for this dataset")
+    yield x
+
+
+def _inception_weights(config: ml_collections.ConfigDict, explicit: str) -> str:
+  return explicit or config.get("eval", {}).get("inception_weights", "")
+
+
+def _score_images(
+  generate_fn: GenerateFn,
+  config: ml_collections.ConfigDict,
+  info: data.DatasetInfo,
+  *,
+  num_samples: int,
+  feature_net: str,
+  real_split: str,
+  num_real: int | None,
+  seed: int,
+  batch_size: int,
+  inception_weights: str,
+) -> tuple[dict[str, float], dict[str, Any]]:
+  net = get_feature_net(feature_net, _inception_weights(config, inception_weights))
+  if net.input_hw is not None and tuple(info.shape) != (*net.input_hw, *net.input_channels):
+    raise ValueError(
+      f"the {net.name} feature net scores {net.input_hw} images with {net.input_channels} channels; dataset "
+      f"{info.name!r} has shape {info.shape}: use --feature-net inception"
+    )
+  if num_samples < IS_SPLITS:
+    raise ValueError(f"num_samples={num_samples}: need at least {IS_SPLITS} for the Inception Score splits")
+  reference = reference_features(config, net, real_split, num_real)
+  moments, feats, probs = FeatureMoments(), [], []
+  for images_NHWC in _draw(generate_fn, num_samples, batch_size, info.shape):
+    feats_ND, probs_NC = net(images_NHWC)
+    moments.update(feats_ND)
+    feats.append(feats_ND)
+    probs.append(probs_NC)
+  fake_feats_QD = np.concatenate(feats)
+  kid_score = kid(reference.feats_ND, fake_feats_QD, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed)
+  is_score = inception_score(np.concatenate(probs), num_splits=IS_SPLITS)
+  metrics = {
+    "fid": fid(reference.stats, moments.stats()),
+    "kid_mean": kid_score.mean,
+    "kid_std": kid_score.std,
+    "is_mean": is_score.mean,
+    "is_std": is_score.std,
+    **precision_recall(reference.feats_ND, fake_feats_QD, k=PRECISION_RECALL_K),
+    **density_coverage(reference.feats_ND, fake_feats_QD, k=DENSITY_COVERAGE_K),
+  }
+  protocol = {
+    "feature_net": net.name,
+    "feature_weights_sha256": net.weights_sha256,
+    "feature_dim": net.feature_dim,
+    "feature_input": net.description,
+    "image_shape": list(info.shape),
+    "image_check": f"[n, {', '.join(map(str, info.shape))}] finite, in [-1, 1]",
+    "real_split": real_split,
+    "real_count": reference.stats.count,
+    "fid_method": "eigh",
+    "kid": {"num_subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, reference.stats.count, num_samples)},
+    "is_splits": IS_SPLITS,
+    "precision_recall_k": PRECISION_RECALL_K,
+    "density_coverage_k": DENSITY_COVERAGE_K,
+  }
+  return metrics, protocol
+
+
+def _score_points(
+  generate_fn: GenerateFn, info: data.DatasetInfo, *, num_samples: int, batch_size: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+  means_K2, sigma = synthetic.mode_geometry(info.name)
+  points_N2 = np.concatenate(list(_draw(generate_fn, num_samples, batch_size, info.shape)))
+  if not np.isfinite(points_N2).all():
+    raise ValueError("generated points contain NaN or inf")
+  protocol = {"num_modes": len(means_K2), "sigma": sigma, "high_quality_sigmas": HIGH_QUALITY_SIGMAS}
+  return mode_metrics(points_N2, means_K2, sigma), protocol
+
+
+def _evaluate(
+  generate_fn: GenerateFn,
+  config: ml_collections.ConfigDict,
+  *,
+  source: str,
+  num_samples: int | None,
+  feature_net: str,
+  real_split: str,
+  num_real: int | None,
+  seed: int,
+  ema: bool | None,
+  step: int | None,
+  batch_size: int,
+  inception_weights: str,
+) -> dict[str, Any]:
+  info = data.get_info(config)
+  if info.kind == "points":
+    num_samples = DEFAULT_POINT_SAMPLES if num_samples is None else num_samples
+    metrics, details = _score_points(generate_fn, info, num_samples=num_samples, batch_size=batch_size)
+  else:
+    num_samples = DEFAULT_IMAGE_SAMPLES if num_samples is None else num_samples
+    metrics, details = _score_images(
+      generate_fn,
+      config,
+      info,
+      num_samples=num_samples,
+      feature_net=feature_net,
+      real_split=real_split,
+      num_real=num_real,
+      seed=seed,
+      batch_size=batch_size,
+      inception_weights=inception_weights,
+    )
+  protocol = {
+    "dataset": info.name,
+    "kind": info.kind,
+    "source": source,
+    "generated_count": num_samples,
+    "ema": ema,
+    "seed": seed,
+    "step": None if step is None else int(step),
+    **details,
+  }
+  return {**metrics, "protocol": protocol}
+
+
+def evaluate(
+  generate_fn: GenerateFn,
+  config: ml_collections.ConfigDict,
+  *,
+  num_samples: int | None = None,
+  feature_net: str = "fashion_mnist",
+  real_split: str = "test",
+  seed: int = 0,
+  ema: bool = True,
+  step: int | None = None,
+  num_real: int | None = None,
+  batch_size: int = 500,
+  inception_weights: str = "",
+) -> dict[str, Any]:
+  """Metrics of `generate_fn(n) -> [n, *shape]` samples in [-1, 1] against the real `real_split`.
+
+  Images: fid, kid_mean/std, is_mean/std, precision, recall, density, coverage of `num_samples`
+  (default 10,000) samples against all of `real_split` (or its first `num_real`). Points: modes,
+  high_quality, reverse_kl of `num_samples` (default 2,500). `seed`, `ema` and `step` describe how
+  the caller drew the samples and go into the protocol; `seed` also draws the KID subsets.
+  """
+  return _evaluate(
+    generate_fn,
+    config,
+    source="generator",
+    num_samples=num_samples,
+    feature_net=feature_net,
+    real_split=real_split,
+    num_real=num_real,
+    seed=seed,
+    ema=ema,
+    step=step,
+    batch_size=batch_size,
+    inception_weights=inception_weights,
+  )
+
+
+def real_floor(
+  config: ml_collections.ConfigDict,
+  *,
+  num_samples: int | None = None,
+  feature_net: str = "fashion_mnist",
+  real_split: str = "test",
+  train_split: str = "train",
+  seed: int = 0,
+  num_real: int | None = None,
+  batch_size: int = 500,
+  inception_weights: str = "",
+) -> dict[str, Any]:
+  """The same metrics with real training data as the "generator": the best score this protocol allows.
+
+  Uses the first `num_samples` examples of `train_split` (a fixed sample per seed for 2D data), so a
+  generator that memorised its training set would score exactly this, not zero.
+  """
+  info = data.get_info(config)
+  if num_samples is None:
+    num_samples = DEFAULT_POINT_SAMPLES if info.kind == "points" else DEFAULT_IMAGE_SAMPLES
+  samples, _ = data.load_split(config, train_split, num_samples)
+  if len(samples) < num_samples:
+    raise ValueError(f"split {train_split!r} has {len(samples)} examples; the floor needs num_samples={num_samples}")
+  return _evaluate(
+    array_sampler(samples),
+    config,
+    source=f"real {train_split} split",
+    num_samples=num_samples,
+    feature_net=feature_net,
+    real_split=real_split,
+    num_real=num_real,
+    seed=seed,
+    ema=None,
+    step=None,
+    batch_size=batch_size,
+    inception_weights=inception_weights,
+  )
+
+
+def evaluate_samples(
+  generate_fn: GenerateFn,
+  config: ml_collections.ConfigDict,
+  *,
+  source: str,
+  num_samples: int,
+  feature_net: str = "fashion_mnist",
+  real_split: str = "test",
+  seed: int = 0,
+  inception_weights: str = "",
+) -> dict[str, Any]:
+  """Scores stored samples (e.g. `array_sampler` of a samples file) of config's dataset; `source` names them."""
+  return _evaluate(
+    generate_fn,
+    config,
+    source=source,
+    num_samples=num_samples,
+    feature_net=feature_net,
+    real_split=real_split,
+    num_real=None,
+    seed=seed,
+    ema=None,
+    step=None,
+    batch_size=500,
+    inception_weights=inception_weights,
+  )

@@ -1,0 +1,137 @@
+"""Loading a trained run from its workdir and drawing samples from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gan_jax import config as config_lib
+from gan_jax import data, models
+from gan_jax.eval import evaluate
+from gan_jax.train import checkpoint
+from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
+from gan_jax.train.state import GAN, GANState, create_gan, init_state
+
+
+@dataclasses.dataclass
+class Run:
+  config: ml_collections.ConfigDict
+  info: data.DatasetInfo
+  gan: GAN
+  state: GANState
+
+
+def load_run(workdir: str) -> Run:
+  """The resolved config and the latest checkpointed state of a workdir."""
+  config = config_lib.read_run_config(workdir)
+  info = data.get_info(config)
+  # Only the networks: sampling needs no loss, and a user's loss module need not be importable here.
+  gan = create_gan(config, info)
+  like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
+  mngr = checkpoint.manager(workdir, config.checkpoint.keep)
+  if mngr.latest_step() is None:
+    raise FileNotFoundError(f"workdir {workdir!r} has no checkpoint yet; expected checkpoints/ from a train run")
+  state = checkpoint.restore(mngr, like)
+  mngr.close()
+  return Run(config, info, gan, state)
+
+
+def sample_labels(spec: str, num: int, num_classes: int) -> np.ndarray:
+  """labels_N for `--labels`: "all" cycles through the classes, "3,1" repeats the given ones to `num`."""
+  if not num_classes:
+    raise ValueError(f"--labels {spec!r}: this run is not conditional (model.conditional=False)")
+  if spec == "all":
+    return np.arange(num, dtype=np.int32) % num_classes
+  try:
+    given = [int(s) for s in spec.split(",")]
+  except ValueError:
+    raise ValueError(f"--labels {spec!r}: expected 'all' or comma-separated class indices like 0,1,2") from None
+  bad = [c for c in given if not 0 <= c < num_classes]
+  if bad:
+    raise ValueError(f"--labels {spec!r}: classes {bad} outside 0..{num_classes - 1}")
+  return np.resize(np.asarray(given, np.int32), num)
+
+
+def member_variables(run: Run, member: int = 0, ema: bool = True) -> tuple[dict, dict]:
+  """(g_vars, d_vars) of one member, as Flax `apply` takes them: G's EMA (or raw) parameters, D's."""
+  size = run.config.population.size
+  if not 0 <= member < size:
+    raise ValueError(f"member={member}: expected 0..{size - 1} for this population of {size}")
+  s = run.state
+  g_params, g_stats, d_params, d_stats = take_member(
+    (s.ema_params if ema else s.g.params, s.g.stats, s.d.params, s.d.stats), member
+  )
+  return {"params": g_params, **g_stats}, {"params": d_params, **d_stats}
+
+
+def generate(
+  run: Run,
+  num: int,
+  seed: int = 0,
+  ema: bool = True,
+  member: int = 0,
+  batch_size: int = 500,
+  labels_N: np.ndarray | None = None,
+) -> np.ndarray:
+  """`num` samples in [-1, 1] (images NHWC or points N2) of one member, from noise seeded by `seed`.
+
+  A conditional run's sample i is of class labels_N[i]; without labels_N the classes take turns
+  (sample_labels "all").
+  """
+  z_NZ = jax.random.normal(jax.random.PRNGKey(seed), (num, run.gan.latent_dim))
+  return generate_from(run, z_NZ, ema=ema, member=member, batch_size=batch_size, labels_N=labels_N)
+
+
+def generate_from(
+  run: Run,
+  z_NZ: jax.Array,
+  ema: bool = True,
+  member: int = 0,
+  batch_size: int = 500,
+  labels_N: np.ndarray | None = None,
+) -> np.ndarray:
+  """The samples of given codes z_NZ (see `generate`): for interpolations and truncated noise."""
+  num = len(z_NZ)
+  g_vars, _ = member_variables(run, member, ema)
+  params, stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
+  fn = jax.jit(run.gan.generate)
+  num_classes = models.generator_classes(run.gan.generator)
+  if labels_N is None and num_classes:
+    labels_N = sample_labels("all", num, num_classes)
+  if labels_N is not None:
+    if not num_classes:
+      raise ValueError("labels_N given, but this run is not conditional (model.conditional=False)")
+    if len(labels_N) != num:
+      raise ValueError(f"labels_N has {len(labels_N)} labels for {num} samples; expected one per sample")
+    labels_N = jnp.asarray(labels_N, jnp.int32)
+  chunk = lambda i: None if labels_N is None else labels_N[i : i + batch_size]
+  out = [np.asarray(fn(params, stats, z_NZ[i : i + batch_size], chunk(i))) for i in range(0, num, batch_size)]
+  return np.concatenate(out) if out else np.zeros((0, *run.gan.data_shape), np.float32)
+
+
+def run_sampler(run: Run, *, seed: int = 0, ema: bool = True, member: int = 0) -> evaluate.GenerateFn:
+  """generate_fn of one member of a loaded run (gan_jax.train.run.Run), jitted once.
+
+  A conditional generator's classes take turns across the whole stream, so its samples are
+  class-balanced like the real test split.
+  """
+  g_vars, _ = member_variables(run, member, ema)
+  params, stats = g_vars["params"], {k: v for k, v in g_vars.items() if k != "params"}
+  fn = jax.jit(run.gan.generate)
+  num_classes = models.generator_classes(run.gan.generator)
+  produced = 0
+
+  def generate_z(z_NZ: jax.Array) -> jax.Array:
+    nonlocal produced
+    labels_N = None
+    if num_classes:
+      labels_N = jnp.asarray((produced + np.arange(len(z_NZ))) % num_classes, jnp.int32)
+    produced += len(z_NZ)
+    return fn(params, stats, z_NZ, labels_N)
+
+  return evaluate.noise_sampler(generate_z, run.gan.latent_dim, seed)
