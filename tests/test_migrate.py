@@ -74,6 +74,16 @@ def test_layout_one_workdir_is_refused_then_converted_bit_for_bit(tmp_path, caps
   err = capsys.readouterr().err.strip()
   assert "\n" not in err and "layout 1" in err and f"python -m gan_jax.train.migrate {workdir}" in err
 
+  # config.json of layout 2 beside layout-1 checkpoints: refused before anything is written.
+  with open(os.path.join(workdir, "config.json")) as f:
+    old_json = f.read()
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump(written, f)
+  with pytest.raises(ValueError, match="holds checkpoints of gan_jax layout 1; expected layout 2: convert"):
+    loop.train_and_evaluate(config, workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(old_json)
+
   assert migrate.main([workdir]) == 0
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f) == written

@@ -12,6 +12,12 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from gan_jax import config as config_lib
+
+# Each checkpoint folder's root metadata: the state's layout, written by the folder's first manager.
+LAYOUT_KEY = "gan_jax_layout"
+METADATA = {LAYOUT_KEY: config_lib.LAYOUT_VERSION}
+
 
 def manager(
   workdir: str,
@@ -20,7 +26,10 @@ def manager(
   best_metric: str | None = None,
   best_mode: str = "min",
 ) -> ocp.CheckpointManager:
-  """The latest `keep` checkpoints, or with `best_metric` the best `keep` by that metric."""
+  """The latest `keep` checkpoints, or with `best_metric` the best `keep` by that metric. A folder that holds
+  checkpoints of another layout is refused (before anything is written to it)."""
+  path = os.path.join(os.path.abspath(workdir), folder)
+  check_layout(path)
   options = ocp.CheckpointManagerOptions(
     max_to_keep=keep,
     enable_async_checkpointing=True,
@@ -29,7 +38,21 @@ def manager(
     best_mode=best_mode,
     keep_checkpoints_without_metrics=not best_metric,
   )
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), folder), options=options)
+  return ocp.CheckpointManager(path, options=options, metadata=METADATA)
+
+
+def check_layout(path: str) -> None:
+  """Raises ValueError, in one line, when the checkpoint folder `path` holds a state of another layout."""
+  if not os.path.isdir(path) or not os.listdir(path):
+    return
+  with ocp.CheckpointManager(path) as existing:
+    layout = (existing.metadata().custom_metadata or {}).get(LAYOUT_KEY, 1)
+  if layout != config_lib.LAYOUT_VERSION:
+    workdir = os.path.dirname(path)
+    raise ValueError(
+      f"{path!r} holds checkpoints of gan_jax layout {layout}; expected layout {config_lib.LAYOUT_VERSION}: convert "
+      f"the workdir with `python -m gan_jax.train.migrate {workdir}`"
+    )
 
 
 def save_args(state: Any) -> ocp.args.CheckpointArgs:

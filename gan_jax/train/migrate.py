@@ -111,7 +111,7 @@ def _convert_folder(workdir: str, folder: str, like: LayoutOneState, config, kin
   target = source + ".layout2"
   shutil.rmtree(target, ignore_errors=True)  # from an interrupted conversion
   old = ocp.CheckpointManager(source)
-  new = ocp.CheckpointManager(target, options=ocp.CheckpointManagerOptions(create=True))
+  new = ocp.CheckpointManager(target, options=ocp.CheckpointManagerOptions(create=True), metadata=checkpoint.METADATA)
   scores = (
     _best_scores(workdir, config.eval.best_metric or ("modes" if kind == "points" else "fid"))
     if (folder == "checkpoints_best")
