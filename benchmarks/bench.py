@@ -304,7 +304,7 @@ def torch_child(name: str, timing: dict[str, int]) -> dict[str, Any]:
 
 
 def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-  """The PyTorch eager reference of each experiment bench_torch has, when torch is installed."""
+  """The PyTorch eager reference of each experiment torch_reference has, when torch is installed."""
   if importlib.util.find_spec("torch") is None:
     print("  torch not installed (pip install -e '.[bench]'): PyTorch rates are the stored ones", file=sys.stderr)
     return {}
@@ -411,7 +411,7 @@ def report(
   torch_runs: dict[str, dict[str, Any]] | None = None,
 ) -> str:
   """`ceilings`: compute dtype -> the matmul ceiling's GFLOP/s before and after the rows; each row is held
-  against the mean of its own dtype's. `torch_runs`: experiment -> bench_torch's result, measured in this run."""
+  against the mean of its own dtype's. `torch_runs`: experiment -> torch_reference's result, measured in this run."""
   torch_runs = torch_runs or {}
   lines = [
     "# Benchmarks",

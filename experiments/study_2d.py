@@ -10,6 +10,14 @@ with its gradient penalty instead, since without a Lipschitz constraint its crit
 experiments/ring8.py (3x128 MLPs, Adam 1e-3, batch 256); PacGAN's (4x400 G, maxout D, 400k
 updates) are far larger, so the numbers are comparable in kind, not digit for digit. Results:
 docs/studies.md.
+
+Does a run of the non_saturating recipe reproduce? Its 10-seed references (`scripts/reference_study.py`):
+
+  gan-jax train --config experiments/study_2d.py:ring8 --workdir runs/check --config.seed=7
+  gan-jax curves runs/check --reference experiments/references/study_2d_ring8_non_saturating.json --out check.png
+
+Expected: "reproduces the reference" and exit status 0 for about 95 seeds in 100 (the verdict's false-alarm
+rate is --alpha, 5%).
 """
 
 import os

@@ -140,7 +140,7 @@ def run_eval(*argv):
   """`gan-jax eval ARGV` with its errors raised, not mapped to exit status 2."""
   parser = argparse.ArgumentParser()
   cli_parser.add_eval_parser(parser.add_subparsers(dest="command"))
-  return commands.eval(parser.parse_args(["eval", *argv]), {})
+  return commands.eval_(parser.parse_args(["eval", *argv]), {})
 
 
 def test_cli_scores_a_samples_file(image_config, train_images, tmp_path, capsys):

@@ -45,42 +45,30 @@ def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
 
 def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
-  from gan_jax.eval import curves
+  """Plots; with --reference, a verdict per group of runs (eval.reference); with --export, writes a reference."""
+  from gan_jax.eval import curves as curves_lib
+  from gan_jax.eval import reference as reference_lib
 
-  series = [s for d in curves.run_dirs(args.dirs) for s in curves.load_series(d)]
+  if not 0 < args.alpha < 1:
+    raise ValueError(f"--alpha {args.alpha}: expected a false-alarm rate in (0, 1)")
+  series = [s for d in curves_lib.run_dirs(args.dirs) for s in curves_lib.load_series(d)]
   if args.export:
-    if len(series) == 1:
-      print(
-        "note: one run gives std 0, so the band is only its floor (band.min_abs); export several seeds", file=sys.stderr
-      )
-    if len(curves.group_by_seed(series)) > 1:
-      print("note: these runs differ in more than their seeds; the reference pools them all", file=sys.stderr)
-    ref = curves.export_reference(series, args.out, args.smooth)
-    print(f"wrote reference of {len(series)} runs, curves {sorted(ref['curves'])}, to {args.out}")
+    ref = reference_lib.export(series, args.out, args.smooth)
+    if len(series) < 10:
+      print(f"note: {len(series)} seeds; a reference of 10 or more detects smaller shifts", file=sys.stderr)
+    print(f"wrote a reference of {len(series)} seeds, curves {sorted(ref['curves'])}, to {args.out}")
     return 0
-  reference = curves.load_reference(args.reference) if args.reference else None
-  window = reference["smoothing"] if reference else args.smooth
-  groups = curves.group_by_seed(series)
-  print("wrote " + ", ".join(curves.plot(groups, args.out, window, reference)))
-  if reference is None:
+  ref = reference_lib.load(args.reference) if args.reference else None
+  groups = curves_lib.group_by_seed(series)
+  bands = {name: reference_lib.band(c, name, alpha=args.alpha) for name, c in ref["curves"].items()} if ref else None
+  print("wrote " + ", ".join(curves_lib.plot(groups, args.out, ref["smoothing"] if ref else args.smooth, bands)))
+  if ref is None:
     return 0
-  failed = False
-  for label, group in groups.items():
-    for name, r in curves.check(group, reference).items():
-      failed |= not r["ok"]
-      verdict = "passes" if r["ok"] else "FAILS"
-      partial = (
-        ""
-        if r["points"] in (0, r["total"])
-        else (
-          f"; the run reaches only {r['points']} of the reference's {r['total']} steps, up to step {r['last_step']:g}"
-        )
-      )
-      print(
-        f"{label}: {name}: {verdict}, inside the band at {r['fraction']:.0%} of {r['points']} reference steps "
-        f"(needs {reference['band']['min_fraction']:.0%}){partial}"
-      )
-  return 1 if failed else 0
+  asked = [c for c in (args.curves or "").split(",") if c]
+  verdicts = {label: reference_lib.check(group, ref, args.alpha, asked) for label, group in groups.items()}
+  for label, verdict in verdicts.items():
+    print("\n".join(reference_lib.report_lines(label, verdict)))
+  return 0 if all(v["ok"] for v in verdicts.values()) else 1
 
 
 def gif(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -274,7 +262,7 @@ def _load_samples(path: str) -> np.ndarray:
   raise ValueError(f"{path}: expected an `images` (uint8 NHWC) or `points` array, found {f.files}")
 
 
-def eval(args: argparse.Namespace, overrides: dict[str, str]) -> int:  # noqa: A001
+def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   """`gan-jax eval`: prints one JSON object; with --workdir (not --floor) also appends it to eval.jsonl."""
   import json
 

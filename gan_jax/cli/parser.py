@@ -36,14 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.set_defaults(handler="sample")
 
-  add_eval_parser(sub).set_defaults(handler="eval")
+  add_eval_parser(sub).set_defaults(handler="eval_")
   add_sweep_parser(sub).set_defaults(handler="sweep")
 
   p = sub.add_parser("curves", help="plot runs' curves; --reference checks them, --export writes a reference")
   p.add_argument("dirs", nargs="+", metavar="DIR")
   p.add_argument("--out", required=True, help="FILE.png (an .svg is written beside it), or FILE.json for --export")
-  p.add_argument("--reference", help="a reference .json/.csv: exit status 1 when a curve leaves its band")
-  p.add_argument("--export", action="store_true", help="write DIRs (one seed group) as a reference to --out")
+  p.add_argument(
+    "--reference",
+    help="a reference .json (from --export): checks each group of DIRs against it; exit status 1 when one does "
+    "not reproduce it",
+  )
+  p.add_argument("--alpha", type=float, default=0.05, help="--reference: false-alarm rate of a whole verdict (0.05)")
+  p.add_argument("--curves", help="--reference: check only these curves, comma-separated (kid_std: only if named)")
+  p.add_argument("--export", action="store_true", help="write DIRs (the seeds of one recipe) as a reference to --out")
   p.add_argument("--smooth", type=int, default=5, help="moving-average window in log points")
   p.set_defaults(handler="curves")
 

@@ -1,19 +1,15 @@
-"""Loss and metric curves of runs, seed bands, and checks against stored reference curves.
+"""Loss and metric curves of runs: loading, seed groups, smoothing and plots (checks: eval.reference).
 
-  gan-jax curves runs/a runs/b --out curves.png              # PNG + SVG; seed groups as mean ± std
-  gan-jax curves runs/sweep/* --reference experiments/references/ring8.json --out c.png  # exit 1 if outside
-  gan-jax curves --export runs/sweep/* --out experiments/references/ring8.json            # write a reference
+  gan-jax curves runs/a runs/b --out curves.png                                     # PNG + SVG
+  gan-jax curves runs/sweep/* --reference experiments/references/X.json --out c.png  # exit 1: not reproduced
+  gan-jax curves --export runs/ref_seeds --out experiments/references/X.json         # write a reference
 
-Runs (and population members) whose configs differ only in `seed` form one group. A reference is JSON
-`{"smoothing": W, "band": {"k_std": k, "min_abs": a, "min_fraction": f}, "curves": {name: {"step": [..],
-"mean": [..], "std": [..]}}}` or CSV with columns `curve,step,mean,std` (default band). A run reproduces
-a curve when at least a fraction f of the reference steps inside the run's range have
-|run - mean| <= max(k * std, a), the run smoothed with the same window W (evaluation metrics never are).
+Runs (and population members) whose configs differ only in `seed` form one group; the training curves are
+smoothed with a centred moving average, the evaluation metrics never are.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
@@ -26,7 +22,6 @@ from gan_jax import config as config_lib
 from gan_jax import models
 from gan_jax.records import read_jsonl
 
-DEFAULT_BAND = {"k_std": 3.0, "min_abs": 0.05, "min_fraction": 0.9}
 # Keys that do not make two runs different experiments.
 IGNORED_KEYS = (
   "seed",
@@ -133,20 +128,31 @@ def band(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, n
   std is the sample std (ddof=1, as the sweep's seed tables): with the 3-5 seeds a study affords, the
   population std would set bands ~20% too narrow. One member has std 0.
   """
+  steps, values = aligned(group, name, window)
+  if not len(values):
+    return steps, np.zeros(0), np.zeros(0)
+  return steps, values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(steps))
+
+
+def aligned(group: Sequence[Series], name: str, window: int) -> tuple[np.ndarray, np.ndarray]:
+  """(steps_T, values_NT): each member's curve, smoothed by `window` (evaluations never are), at the steps every
+  member that has the curve logged."""
   present = [s.curves[name] for s in group if name in s.curves]
   if any(name in s.evaluations for s in group):
     window = 1
   if not present:
-    return np.zeros(0, int), np.zeros(0), np.zeros(0)
+    return np.zeros(0, int), np.zeros((0, 0))
   steps = present[0][0]
   for st, _ in present[1:]:
     steps = np.intersect1d(steps, st)
-  values = np.stack([smooth(v, window)[np.searchsorted(st, steps)] for st, v in present])
-  return steps, values.mean(0), values.std(0, ddof=1) if len(values) > 1 else np.zeros(len(steps))
+  return steps, np.stack([smooth(v, window)[np.searchsorted(st, steps)] for st, v in present])
 
 
-def plot(groups: dict[str, list[Series]], out: str, window: int, reference: dict | None = None) -> list[str]:
-  """Writes `out` (PNG) and the same figure as SVG; returns the paths."""
+def plot(
+  groups: dict[str, list[Series]], out: str, window: int, bands: dict[str, tuple[np.ndarray, ...]] | None = None
+) -> list[str]:
+  """Writes `out` (PNG) and the same figure as SVG; returns the paths. `bands`: curve -> (steps, mean, low, high)
+  of a reference, drawn behind the runs."""
   import matplotlib
 
   matplotlib.use("Agg")
@@ -167,11 +173,10 @@ def plot(groups: dict[str, list[Series]], out: str, window: int, reference: dict
       ax.plot(steps, mean, color=color, lw=1.5, label=f"{label} (n={len(group)})")
       if len(group) > 1:
         ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.25)
-    if reference and name in reference["curves"]:
-      r = reference["curves"][name]
-      lo, hi = _band_limits(r, reference["band"])
-      ax.plot(r["step"], r["mean"], "k--", lw=1, label="reference")
-      ax.fill_between(r["step"], lo, hi, color="k", alpha=0.1)
+    if bands and name in bands:
+      ref_steps, ref_mean, lo, hi = bands[name]
+      ax.plot(ref_steps, ref_mean, "k--", lw=1, label="reference")
+      ax.fill_between(ref_steps, lo, hi, color="k", alpha=0.1)
     ax.set_title(name)
     ax.set_xlabel("step")
   for ax in list(axes.flat)[len(names) :]:
@@ -186,74 +191,3 @@ def plot(groups: dict[str, list[Series]], out: str, window: int, reference: dict
     fig.savefig(p, dpi=110)
   plt.close(fig)
   return paths
-
-
-def _band_limits(curve: dict, band_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-  mean, std = np.asarray(curve["mean"]), np.asarray(curve["std"])
-  half = np.maximum(band_cfg["k_std"] * std, band_cfg["min_abs"])
-  return mean - half, mean + half
-
-
-def export_reference(series: Sequence[Series], path: str, window: int, band_cfg: dict | None = None) -> dict:
-  """Writes the series (as one seed group) in the reference format; returns it."""
-  names = sorted({n for s in series for n in s.curves})
-  curves = {}
-  for name in names:
-    steps, mean, std = band(series, name, window)
-    curves[name] = {"step": steps.tolist(), "mean": mean.tolist(), "std": std.tolist()}
-  ref = {
-    "source": [s.label for s in series],
-    "smoothing": window,
-    "band": dict(band_cfg or DEFAULT_BAND),
-    "curves": curves,
-  }
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(ref, f, indent=1)
-  return ref
-
-
-def load_reference(path: str) -> dict:
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"reference {path!r} does not exist; expected a .json or .csv from `curves --export`")
-  if path.endswith(".csv"):
-    curves: dict[str, dict[str, list]] = {}
-    with open(path) as f:
-      for row in csv.DictReader(f):
-        c = curves.setdefault(row["curve"], {"step": [], "mean": [], "std": []})
-        for k in ("step", "mean", "std"):
-          c[k].append(float(row[k]))
-    return {"smoothing": 1, "band": dict(DEFAULT_BAND), "curves": curves}
-  with open(path) as f:
-    ref = json.load(f)
-  ref["band"] = {**DEFAULT_BAND, **ref.get("band", {})}
-  ref.setdefault("smoothing", 1)
-  return ref
-
-
-def check(group: Sequence[Series], reference: dict) -> dict[str, dict]:
-  """Per reference curve: the fraction of reference steps inside the band, and whether that passes.
-
-  Only the reference steps within the run's logged range are checked, so a short run can be held against
-  the start of a long reference; "points" of "total" says how much of it was covered.
-  """
-  results = {}
-  for name, curve in reference["curves"].items():
-    steps, mean, _ = band(group, name, reference["smoothing"])
-    ref_steps = np.asarray(curve["step"], np.float64)
-    lo, hi = _band_limits(curve, reference["band"])
-    inside_range = (ref_steps >= steps.min()) & (ref_steps <= steps.max()) if len(steps) else ref_steps < -np.inf
-    if not inside_range.any():
-      results[name] = {"fraction": 0.0, "points": 0, "total": len(ref_steps), "ok": False}
-      continue
-    run = np.interp(ref_steps[inside_range], steps, mean)
-    inside = (run >= lo[inside_range]) & (run <= hi[inside_range])
-    fraction = float(inside.mean())
-    results[name] = {
-      "fraction": fraction,
-      "points": int(inside_range.sum()),
-      "total": len(ref_steps),
-      "last_step": float(ref_steps[inside_range].max()),
-      "ok": fraction >= reference["band"]["min_fraction"],
-    }
-  return results

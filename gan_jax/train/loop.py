@@ -22,9 +22,9 @@ from gan_jax.eval import metrics as metrics_lib
 from gan_jax.images import save_samples
 from gan_jax.records import keep_records_until
 from gan_jax.train import checkpoint
-from gan_jax.train.population import member_configs, take_member
-from gan_jax.train.setup import build
-from gan_jax.train.state import GAN, GANState
+from gan_jax.train.population import take_member
+from gan_jax.train.setup import Setup, build
+from gan_jax.train.state import GANState
 from gan_jax.train.writers import MetricsWriter
 
 NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
@@ -37,7 +37,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
   """
   # ------------------------------------------------------------------------ config, data, model, sharded step
   setup = build(config, loss_fn)
-  gan, info, members, mesh = setup.gan, setup.info, setup.members, setup.mesh
+  members, mesh = setup.members, setup.mesh
   fresh = setup.init_state()
   train_step = setup.train_step()
 
@@ -56,8 +56,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
 
   # ------------------------------------------------------------------------ loop
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
-  sampler = Sampler(gan, config, info)
-  evaluator = Evaluator(gan, config, info, workdir, resume_step=start)
+  sampler = Sampler(setup)
+  evaluator = Evaluator(setup, workdir, resume_step=start)
   writer = MetricsWriter(workdir, resume_step=start, primary=jax.process_index() == 0)
   bar = tqdm.tqdm(
     total=config.train.steps,
@@ -137,9 +137,10 @@ def write_config(config: ml_collections.ConfigDict, workdir: str, resuming: bool
 class Sampler:
   """Samples of the EMA generator on a fixed noise batch, for the PNGs saved during training."""
 
-  def __init__(self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo):
+  def __init__(self, setup: Setup):
+    gan, info = setup.gan, setup.info
     n = NUM_FIXED_IMAGES if info.kind == "images" else NUM_FIXED_POINTS
-    self.z_NZ = jax.random.normal(jax.random.PRNGKey(config.seed + 1), (n, gan.latent_dim))
+    self.z_NZ = jax.random.normal(jax.random.PRNGKey(setup.config.seed + 1), (n, gan.latent_dim))
     self.kind = info.kind
     self.reference = synthetic.mode_geometry(info.name)[0] if info.kind == "points" else None
     self._generate = jax.jit(gan.generate)
@@ -162,12 +163,11 @@ class Evaluator:
   counts the earlier records, `gan-jax eval --workdir` rows included, in its best score.
   """
 
-  def __init__(
-    self, gan: GAN, config: ml_collections.ConfigDict, info: data.DatasetInfo, workdir: str, resume_step: int = 0
-  ):
+  def __init__(self, setup: Setup, workdir: str, resume_step: int = 0):
+    gan, config, info = setup.gan, setup.config, setup.info
     self.gan, self.config, self.workdir = gan, config, workdir
     # Each member is scored with its own seed, so its record equals the one its run alone would write.
-    self.members = member_configs(config)
+    self.members = setup.members
     self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
     self.direction = metrics_lib.direction(self.metric)
     self._generate = jax.jit(gan.generate)

@@ -27,6 +27,8 @@ REAL_PASS, FAKE_PASS, PENALTY_PASS, PENALTY_DRAW, AUGMENT_REAL, AUGMENT_FAKE = r
 
 @dataclasses.dataclass(frozen=True)
 class Terms:
+  """One member's objective, closed over its networks and options; train.step composes these."""
+
   gan: GAN
   opts: Options
 
