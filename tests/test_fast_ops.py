@@ -38,6 +38,15 @@ def assert_trees_close(a, b, rel: float = 1e-5):
     np.testing.assert_allclose(np.asarray(x), y, rtol=rel, atol=rel * max(float(np.max(np.abs(y), initial=0.0)), 1e-3))
 
 
+def fashion_like_batches(count: int) -> list[dict[str, np.ndarray]]:
+  """`count` step batches of 8 random 28x28x1 images with labels, shaped [members, D updates, B, ...]."""
+  rng = np.random.default_rng(0)
+  return [
+    {"x": rng.uniform(-1, 1, (1, 1, 8, 28, 28, 1)).astype(np.float32), "label": rng.integers(0, 10, (1, 1, 8), "int32")}
+    for _ in range(count)
+  ]
+
+
 def normal(seed: int, shape: tuple[int, ...]) -> np.ndarray:
   return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
 
@@ -77,14 +86,7 @@ def test_one_device_step_runs_no_collectives_and_updates_in_place():
   config.model.name, config.model.latent_dim, config.model.g_width, config.model.d_width = "mlp_gan", 8, 8, 8
   config.model.dropout, config.train.batch_size = 0.3, 8
   info = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
-  rng = np.random.default_rng(0)
-  batches = [
-    {
-      "x": rng.uniform(-1, 1, (1, 1, 8, 28, 28, 1)).astype(np.float32),
-      "label": rng.integers(0, 10, (1, 1, 8)).astype(np.int32),
-    }
-    for _ in range(2)
-  ]
+  batches = fashion_like_batches(2)
   gan, opts = create_gan(config, info, fast_ops=True), Options.from_config(config)
 
   def compiled(mesh, options=xla_cpu.COMPILER_OPTIONS):
@@ -190,14 +192,7 @@ def test_cpu_options_train_as_jax_defaults():
   config.model.name, config.model.latent_dim, config.model.g_width, config.model.d_width = "dcgan", 8, 16, 16
   config.train.batch_size = 8
   info = DatasetInfo("fashion_like", "images", (28, 28, 1), 10, None)
-  rng = np.random.default_rng(0)
-  batches = [
-    {
-      "x": rng.uniform(-1, 1, (1, 1, 8, 28, 28, 1)).astype(np.float32),
-      "label": rng.integers(0, 10, (1, 1, 8)).astype(np.int32),
-    }
-    for _ in range(3)
-  ]
+  batches = fashion_like_batches(3)
   mesh, opts = parallel.make_mesh(1), Options.from_config(config)
   runs = {}
   for on in (True, False):
