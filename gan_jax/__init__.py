@@ -25,3 +25,37 @@ Shape letters. An array's name ends in its axes, one letter each (`logits_B`, `i
   P  pixels of a flattened image;  T  templates (images searched by nearest neighbour)
 Digits are fixed sizes (`points_N2`); a lower-case letter is a slice of the capital's axis (`chunk_bHWC`).
 """
+
+import importlib
+
+# The public API, imported on first use: `import gan_jax` (and so `gan-jax --help`) stays free of JAX.
+_LAZY = {"load_run": "gan_jax.train.run", "train_and_evaluate": "gan_jax.train.loop"}
+__all__ = ["__version__", "load_run", "train_and_evaluate"]
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  if name == "__version__":
+    globals()["__version__"] = version = _version()
+    return version
+  raise AttributeError(f"module 'gan_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))
+
+
+def _version() -> str:
+  """The installed distribution's version; in a source tree that was never installed, pyproject.toml's."""
+  from importlib import metadata
+
+  try:
+    return metadata.version("gan_jax")
+  except metadata.PackageNotFoundError:
+    import pathlib
+    import re
+
+    pyproject = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
+    found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
+    return found.group(1) if found else "0+unknown"

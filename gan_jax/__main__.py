@@ -1,5 +1,3 @@
-import sys
+from gan_jax.cli import entry
 
-from gan_jax.cli import main
-
-sys.exit(main())
+entry()

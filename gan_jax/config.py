@@ -17,9 +17,11 @@ from typing import Any
 import ml_collections
 
 # Keys that fix the shapes of the state: a workdir cannot be resumed when any of them changes.
-ARCHITECTURE_KEYS = ("data.name", "model", "population.size")
+ARCHITECTURE_KEYS = ("data.name", "data.resolution", "data.channels", "model", "population.size")
 # The layout of config.json and of the checkpointed state; train.run refuses a workdir of another layout.
 LAYOUT_VERSION = 2
+# config.json's entries beside the config: the data's shape and classes, and provenance.
+RUN_METADATA = ("data_info", "provenance")
 # population.KEY -> the config key it sets per member: what the state carries per member (train.population).
 MEMBER_KEYS = {
   "seed": "seed",
@@ -35,7 +37,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0  # Seeds parameters, noise, dropout and the data order.
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "fashion_mnist"  # fashion_mnist | ring8 | grid25 | tfds:<catalog name> (needs [tf]).
+  # fashion_mnist | ring8 | grid25 | tfds:<catalog name> (needs [tf]) | folder:PATH (your PNG/JPEG files; first-
+  # level subfolders are classes) | npz:PATH (`images` uint8 NHWC or `points` N x 2, optional `labels`).
+  c.data.name = "fashion_mnist"
+  c.data.resolution = 0  # Image side for folder: and npz: data (0: 32 for folders, an npz's own size); models follow.
+  c.data.channels = 0  # 1 or 3 for folder: and npz: data; 0: gray when every image is, else RGB.
   c.data.data_dir = ""  # TFDS data dir (array_record); "" = $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.source_dir = ""  # Where the raw IDX files are; "" = search the Debian path, then download.
   c.data.split = "train"  # The split G learns from; evaluation compares against the test split.
@@ -100,6 +106,9 @@ def base_config() -> ml_collections.ConfigDict:
   # and penalties. bfloat16 has float32's exponent range, so no loss scaling is needed.
   c.train.compute_dtype = "float32"
   c.train.log_every = 100  # Steps between metrics.jsonl rows (metrics stay on device in between).
+  # Stop a run whose losses (at log steps) or state (before each save) hold NaN or inf, keeping the newest
+  # finite checkpoint; checked on device. False trains on regardless.
+  c.train.check_finite = True
   c.train.sample_every = 500  # PNG grid of a fixed noise batch from the EMA generator.
   c.train.num_devices = 0  # Local devices in the data-parallel mesh; 0 = all.
   # Devices that split a population's members, each member's batch split over the rest (parallel.make_mesh):
@@ -118,6 +127,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.feature_net = "fashion_mnist"  # fashion_mnist (shipped classifier) | inception (weights file needed).
   c.eval.inception_weights = ""  # Converted InceptionV3 .npz; "" = $GAN_JAX_INCEPTION_WEIGHTS.
   c.eval.best_metric = ""  # "": fid for images, modes for 2D data; picks checkpoints_best/.
+
+  # Where a run reports besides metrics.jsonl, eval.jsonl and TensorBoard (DIR/tensorboard, always on).
+  c.log = ml_collections.ConfigDict()
+  c.log.wandb = (
+    False  # Also log to Weights & Biases (pip install 'gan-jax[wandb]'); WANDB_MODE=offline needs no account.
+  )
+  c.log.wandb_project = ""  # "" = W&B's default project.
 
   # Each point's job under `gan-jax sweep --launcher slurm` (submitit); unused by local runs.
   c.slurm = ml_collections.ConfigDict()
@@ -146,7 +162,36 @@ def config_of(module, path: str, arg: str = "") -> ml_collections.ConfigDict:
   """`get_config(arg)` of an experiment module imported from `path`."""
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} defines no get_config(); expected one returning a ConfigDict")
-  return module.get_config(arg) if arg else module.get_config()
+  with _user_code(path, "get_config()"):
+    config = module.get_config(arg) if arg else module.get_config()
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ValueError(
+      f"get_config() of {path!r} returned {type(config).__name__}; expected an ml_collections.ConfigDict "
+      "(e.g. `c = config.base_config(); ...; return c`)"
+    )
+  return config
+
+
+class _user_code:
+  """Errors raised by an experiment file become one line naming the file, the line and the error."""
+
+  def __init__(self, path: str, what: str):
+    self.path, self.what = path, what
+
+  def __enter__(self) -> None:
+    return None
+
+  def __exit__(self, kind, error, tb) -> bool:
+    if error is None or not isinstance(error, Exception) or isinstance(error, ValueError | KeyError):
+      return False
+    line = getattr(error, "lineno", None)  # SyntaxError
+    frame = tb
+    while frame is not None:
+      if os.path.abspath(frame.tb_frame.f_code.co_filename) == os.path.abspath(self.path):
+        line = frame.tb_lineno
+      frame = frame.tb_next
+    where = f"{self.path}:{line}" if line else self.path
+    raise ValueError(f"{where}: {self.what} raised {type(error).__name__}: {error}") from error
 
 
 def import_file(path: str):
@@ -160,7 +205,8 @@ def import_file(path: str):
   name = "gan_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  with _user_code(path, "importing it"):
+    spec.loader.exec_module(module)
   return module
 
 
@@ -173,7 +219,7 @@ def parse_override_args(argv: Iterable[str]) -> tuple[dict[str, str], list[str]]
     if arg.startswith("--config."):
       key, eq, value = arg[len("--config.") :].partition("=")
       if not eq:
-        if i + 1 >= len(argv):
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
           raise ValueError(f"override {arg!r} has no value; expected --config.{key}=VALUE")
         value, i = argv[i + 1], i + 1
       overrides[key] = value
@@ -227,9 +273,20 @@ def from_dict(resolved: Mapping[str, Any]) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(_merge(base_config().to_dict(), resolved))
 
 
-def run_config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """What a workdir's config.json holds: the resolved config and the layout it was written in."""
-  return {"layout_version": LAYOUT_VERSION, **to_dict(config)}
+def run_config_json(config: ml_collections.ConfigDict, **metadata: Any) -> dict[str, Any]:
+  """What a workdir's config.json holds: the resolved config, the layout it was written in and `metadata`
+  (RUN_METADATA: what the run knew of its data, where it ran)."""
+  unknown = set(metadata) - set(RUN_METADATA)
+  if unknown:
+    raise ValueError(f"config.json metadata {sorted(unknown)}: expected keys among {RUN_METADATA}")
+  return {"layout_version": LAYOUT_VERSION, **metadata, **to_dict(config)}
+
+
+def read_run_metadata(workdir: str) -> dict[str, Any]:
+  """The RUN_METADATA entries of a workdir's config.json (those it has)."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    resolved = json.load(f)
+  return {k: resolved[k] for k in RUN_METADATA if k in resolved}
 
 
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
@@ -240,6 +297,8 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     resolved = json.load(f)
   layout = resolved.pop("layout_version", 1)
+  for key in RUN_METADATA:
+    resolved.pop(key, None)
   if layout != LAYOUT_VERSION:
     raise ValueError(
       f"workdir {workdir!r} is of gan_jax layout {layout}; expected layout {LAYOUT_VERSION}: convert it with "

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -33,13 +34,51 @@ def maybe_initialize_distributed() -> None:
   """Joins a multi-host job when `GAN_JAX_DISTRIBUTED=1` is set, and only then: a process started without it
   trains alone, even inside a SLURM allocation.
 
-  `jax.distributed.initialize()` then reads the coordinator and process ids from the cluster environment it
-  detects (TPU pods, SLURM, Open MPI); elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and
-  JAX_PROCESS_ID.
+  With JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID set, those are
+  used; without them `jax.distributed.initialize()` reads the cluster it detects (TPU pods, SLURM, Open MPI).
   """
-  if os.environ.get("GAN_JAX_DISTRIBUTED", "0") not in ("", "0"):
-    jax.distributed.initialize()
-    print(f"process {jax.process_index()} of {jax.process_count()}", file=sys.stderr)
+  if os.environ.get("GAN_JAX_DISTRIBUTED", "0") in ("", "0"):
+    return
+  names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+  given = {name: os.environ.get(name, "") for name in names}
+  kwargs = {}
+  if any(given.values()):
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+      raise ValueError(f"GAN_JAX_DISTRIBUTED=1 with {', '.join(missing)} unset; expected all of {', '.join(names)}")
+    try:
+      kwargs = {
+        "coordinator_address": given["JAX_COORDINATOR_ADDRESS"],
+        "num_processes": int(given["JAX_NUM_PROCESSES"]),
+        "process_id": int(given["JAX_PROCESS_ID"]),
+      }
+    except ValueError:
+      raise ValueError(
+        f"JAX_NUM_PROCESSES={given['JAX_NUM_PROCESSES']!r}, JAX_PROCESS_ID={given['JAX_PROCESS_ID']!r}: "
+        "expected integers"
+      ) from None
+    if not 0 <= kwargs["process_id"] < kwargs["num_processes"]:
+      raise ValueError(
+        f"JAX_PROCESS_ID={kwargs['process_id']}: expected 0..{kwargs['num_processes'] - 1} (JAX_NUM_PROCESSES)"
+      )
+  if jax.config.jax_platforms in (None, "", "cpu") and not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+    # Collectives across CPU processes need an implementation; gloo ships with jaxlib.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
+  print(f"process {jax.process_index()} of {jax.process_count()}", file=sys.stderr)
+
+
+def sync(name: str) -> None:
+  """Waits for every process at the point named `name` (a no-op in a one-process run)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def max_over_processes(value: int) -> int:
+  """The largest of each process's `value`: how processes agree on one decision."""
+  if jax.process_count() == 1:
+    return value
+  return int(np.max(multihost_utils.process_allgather(np.int32(value))))
 
 
 def make_mesh(num_devices: int = 0, population: int = 1, member_devices: int = 0) -> jax.sharding.Mesh:

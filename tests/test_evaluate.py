@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import data, records
+from gan_jax import data, images, provenance, records
 from gan_jax.cli import commands
 from gan_jax.cli import parser as cli_parser
 from gan_jax.data import synthetic
@@ -65,6 +65,8 @@ def test_protocol_fields(image_config, train_images):
   assert (p["ema"], p["seed"], p["step"]) == (False, 3, 7)
   assert p["image_shape"] == [28, 28, 1] and "[-1, 1]" in p["image_check"]
   assert p["kid"] == {"num_subsets": 10, "subset_size": 64}
+  assert p["quantized"] == "uint8"
+  assert p["provenance"] == provenance.provenance() and "jax" in p["provenance"]["versions"]
   assert json.loads(json.dumps(result)) == result
 
 
@@ -111,6 +113,7 @@ def test_reference_cache_hit(image_config, cache):
     (lambda n: np.zeros((n, 32, 32, 1), np.float32), "shape"),
     (lambda n: np.full((n, 28, 28, 1), 2.0, np.float32), r"\[-1, 1\]"),
     (lambda n: np.zeros((n, 784), np.float32), "shape"),
+    (lambda n: np.full((n, 28, 28, 1), np.nan, np.float32), "NaN"),  # refused, not rounded to a pixel value
   ],
 )
 def test_wrong_samples_are_refused(image_config, make, message):
@@ -157,6 +160,32 @@ def test_cli_scores_a_samples_file(image_config, train_images, tmp_path, capsys)
   np.savez(path, images=train_images[:100])  # floats, not uint8
   with pytest.raises(ValueError, match="uint8"):
     run_eval("--samples", str(path), *dirs)
+
+
+def test_a_generator_and_its_uint8_samples_file_get_the_same_metrics(
+  image_config, train_images, tmp_path, capsys, monkeypatch
+):
+  """The train loop's path (float images from generate_fn) and `gan-jax eval --samples` on the same images
+  written as uint8, as `gan-jax sample` writes them: equal metrics, to the last bit."""
+  rng = np.random.default_rng(0)
+  floats_NHWC = np.clip(train_images[:100] + rng.normal(0, 0.05, train_images[:100].shape), -1, 1).astype(np.float32)
+  assert not np.array_equal(images.quantize(floats_NHWC), floats_NHWC)  # off the uint8 levels: rounding matters
+  in_memory = evaluate.evaluate(evaluate.array_sampler(floats_NHWC), image_config, num_samples=100)
+  path = tmp_path / "samples.npz"
+  np.savez(path, images=images.to_uint8(floats_NHWC))
+  assert (
+    run_eval(
+      "--samples", str(path), "--data-dir", image_config.data.data_dir, "--source-dir", image_config.data.source_dir
+    )
+    == 0
+  )
+  from_file = json.loads(capsys.readouterr().out)
+  assert {k: from_file[k] for k in IMAGE_METRICS} == {k: in_memory[k] for k in IMAGE_METRICS}
+  assert from_file["protocol"]["quantized"] == in_memory["protocol"]["quantized"] == "uint8"
+  # Without the quantization the two paths disagree: the equality above is not a coincidence.
+  monkeypatch.setattr(evaluate.images, "quantize", lambda x: x)
+  raw = evaluate.evaluate(evaluate.array_sampler(floats_NHWC), image_config, num_samples=100)
+  assert raw["fid"] != in_memory["fid"]
 
 
 def test_cli_scores_a_workdir_and_appends_eval_jsonl(tmp_path, capsys):

@@ -186,6 +186,22 @@ def test_missing_weights_is_one_clear_error(monkeypatch, tmp_path):
     inception.load_inception()
 
 
+def _softmax_rows(logits_NC):
+  e = np.exp(logits_NC - logits_NC.max(axis=1, keepdims=True))
+  return e / e.sum(axis=1, keepdims=True)
+
+
+def test_inception_score_logits_leave_out_the_bias(synthetic_state):
+  """As the original TF Inception Score: pool3 times the softmax layer's weights, with no bias added."""
+  variables = inception.convert_state_dict(synthetic_state)
+  pool3_ND = np.random.default_rng(1).uniform(0, 1, (5, inception.POOL3_DIM)).astype(np.float32)
+  weight_CD, bias_C = synthetic_state["fc.weight"], synthetic_state["fc.bias"]  # PyTorch layout, not converted
+  want_NC = pool3_ND.astype(np.float64) @ weight_CD.T.astype(np.float64)
+  got_NC = np.asarray(inception.is_logits(variables, pool3_ND))
+  np.testing.assert_allclose(got_NC, want_NC, rtol=1e-5, atol=1e-5)
+  assert np.abs(got_NC - (want_NC + bias_C)).max() > 0.1  # the bias is large enough to tell the two apart
+
+
 @pytest.mark.slow  # test-all: InceptionV3 at 299x299; the fast tier checks the converted names and shapes
 def test_converted_random_weights_give_pool3_and_logits(synthetic_state, monkeypatch, tmp_path):
   src, dst = tmp_path / "state.npz", tmp_path / "inception.npz"
@@ -200,6 +216,13 @@ def test_converted_random_weights_give_pool3_and_logits(synthetic_state, monkeyp
   assert np.isfinite(pool3_ND).all() and (pool3_ND >= 0).all()
   assert pool3_ND.std(axis=0).mean() > 1e-3  # the synthetic weights do not wash the input out
   np.testing.assert_allclose(probs_NC.sum(axis=1), 1.0, rtol=1e-5)
+  # The IS probabilities, in numpy from the state dict: softmax of pool3 x fc weights, no bias.
+  want_NC = _softmax_rows(pool3_ND.astype(np.float64) @ synthetic_state["fc.weight"].T.astype(np.float64))
+  np.testing.assert_allclose(probs_NC, want_NC, rtol=1e-4, atol=1e-7)
+  with_bias_NC = _softmax_rows(
+    pool3_ND.astype(np.float64) @ synthetic_state["fc.weight"].T + synthetic_state["fc.bias"]
+  )
+  assert np.abs(probs_NC - with_bias_NC).max() > 1e-3
   rgb_pool3_ND, _ = net(np.repeat(gray_NHWC, 3, axis=-1))  # gray is repeated to RGB
   np.testing.assert_allclose(rgb_pool3_ND, pool3_ND, rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match="C in"):

@@ -218,10 +218,12 @@ def test_inpaint_cli_end_to_end(tiny_runs, tmp_path, capsys):
   known = arrays["mask"][..., None] > 0
   for k in ("gan", "gan_poisson"):
     np.testing.assert_array_equal(np.where(known, arrays[k], 0), np.where(known, arrays["original"], 0))
-  grid = np.asarray(Image.open(out + ".png"))
-  assert grid.shape == (6 * 29 + 1, 8 * 29 + 1)  # original / masked / gan / gan_poisson / mean / neighbour rows
-  np.testing.assert_array_equal(grid[1:29, 1:29], arrays["original"][0, ..., 0])
-  np.testing.assert_array_equal(grid[1 + 2 * 29 : 29 + 2 * 29, 1:29], arrays["gan"][0, ..., 0])
+  picture = np.asarray(Image.open(out + ".png"))
+  # original / masked / gan / gan_poisson / mean / neighbour rows, 2-pixel gaps, enlarged 3x to be 512 or wider
+  assert picture.shape == (3 * (6 * 30 + 2), 3 * (8 * 30 + 2))
+  grid = picture[::3, ::3]
+  np.testing.assert_array_equal(grid[2:30, 2:30], arrays["original"][0, ..., 0])
+  np.testing.assert_array_equal(grid[2 + 2 * 30 : 30 + 2 * 30, 2:30], arrays["gan"][0, ..., 0])
 
   # The same images as a FILE.npz, a FILE.png mask: the same numbers, whatever the images' source.
   np.savez(tmp_path / "imgs.npz", images=arrays["original"])
@@ -254,10 +256,10 @@ def test_interpolate_cli(tiny_runs, tmp_path, capsys):
   out = str(tmp_path / "walk.png")
   argv = ["interpolate", "--workdir", tiny_runs["dcgan"], "--out", out, "--rows", "3", "--steps", "5"]
   assert "3 rows x 5 slerp" in _run_cli(capsys, [*argv, "--truncation", "0.8"])
-  assert np.asarray(Image.open(out)).shape == (3 * 29 + 1, 5 * 29 + 1)
+  assert np.asarray(Image.open(out)).shape == (4 * (3 * 30 + 2), 4 * (5 * 30 + 2))  # enlarged 4x to be 512 or wider
   assert "linear" in _run_cli(capsys, [*argv, "--method", "linear"])
   argv[argv.index(tiny_runs["dcgan"])] = tiny_runs["conditional"]
   assert "10 classes x 5" in _run_cli(capsys, argv)
-  assert np.asarray(Image.open(out)).shape == (10 * 29 + 1, 5 * 29 + 1)
+  assert np.asarray(Image.open(out)).shape == (4 * (10 * 30 + 2), 4 * (5 * 30 + 2))
   assert main([*argv, "--method", "cubic"]) == 2
   assert "method='cubic'" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from gan_jax.sweep.launch import load_sweep, resources, sync_manifest
 from gan_jax.sweep.manifest import Manifest, PointRecord
 from gan_jax.sweep.space import name_points, point_name
 from gan_jax.sweep.vectorize import group_points, regroup
+from gan_jax.train import guard
 from gan_jax.train.population import member_configs
 
 EXPERIMENT = """
@@ -245,7 +246,7 @@ def test_interrupted_points_stay_running_and_rerun(tmp_path, monkeypatch):
   monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "import time; time.sleep(60)"])
   handler = signal.getsignal(signal.SIGTERM)
   threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
-  with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+  with pytest.raises(guard.RunStopped, match="SIGTERM"):
     launch.run_local(manifest, out, jobs(records), parallel=2)
   assert [p.status for p in Manifest.load(out).points] == ["running", "running", "pending"]
   assert signal.getsignal(signal.SIGTERM) == handler
@@ -370,8 +371,9 @@ def test_vectorize_groups_points_equal_but_for_seed_and_float_hparams(tmp_path, 
   assert lines[0] == f"{lrs.name}\t{json.dumps(lrs.overrides)}" and len(lines) == 5 + 3 + 4
   assert lines[1] == '  member 0: optim.d.lr=0.001_seed=0\t{"optim.d.lr": 0.001, "seed": 0}'
   assert not (tmp_path / "s").exists()
-  with pytest.raises(ValueError, match="--vectorize -2"):
+  with pytest.raises(SystemExit, match="2"):  # argparse: an integer >= 0 expected
     sweep_main(["--config", exp, "--workdir", str(tmp_path / "s"), "--vectorize", "-2"])
+  assert "--vectorize: -2: expected an integer >= 0" in capsys.readouterr().err
 
 
 def test_an_interrupted_population_comes_back_as_the_same_run(tmp_path):

@@ -28,6 +28,7 @@ from flax import serialization, traverse_util
 
 from gan_jax import data, models
 from gan_jax.apps import inpaint, latent
+from gan_jax.eval.progress import progress_bar
 from gan_jax.models import layers
 from gan_jax.train import run as run_lib
 
@@ -113,7 +114,9 @@ def anogan_scores(
     return loss_B, gen(z_BZ)
 
   x_N = np.asarray(x_N, np.float32)
-  return latent.map_batches(lambda ids_B: search(g_vars, d_vars, x_N[ids_B], ids_B, key), len(x_N), batch_size)
+  return latent.map_batches(
+    lambda ids_B: search(g_vars, d_vars, x_N[ids_B], ids_B, key), len(x_N), batch_size, desc="AnoGAN latent search"
+  )
 
 
 class Encoder(nn.Module):
@@ -185,15 +188,17 @@ def train_encoder(
     return optax.apply_updates(e_vars, updates), opt_state, loss
 
   opt_state, rng, losses, start = tx.init(e_vars), np.random.default_rng(seed), [], time.time()
-  for i in range(steps):
-    e_vars, opt_state, loss = step(e_vars, opt_state, x_train_N[rng.integers(0, len(x_train_N), batch_size)])
-    losses.append(loss)
-    if log is not None and (i + 1) % max(1, steps // 10) == 0:
-      log(
-        f"encoder step {i + 1}/{steps}: izi_f loss {float(np.mean(jax.device_get(losses))):.4f} "
-        f"({time.time() - start:.0f} s)"
-      )
-      losses = []
+  with progress_bar(steps, "f-AnoGAN encoder", "step") as bar:
+    for i in range(steps):
+      e_vars, opt_state, loss = step(e_vars, opt_state, x_train_N[rng.integers(0, len(x_train_N), batch_size)])
+      losses.append(loss)
+      bar.update(1)
+      if log is not None and (i + 1) % max(1, steps // 10) == 0:
+        log(
+          f"encoder step {i + 1}/{steps}: izi_f loss {float(np.mean(jax.device_get(losses))):.4f} "
+          f"({time.time() - start:.0f} s)"
+        )
+        losses = []
   return e_vars
 
 

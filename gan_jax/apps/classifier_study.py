@@ -27,6 +27,7 @@ import optax
 
 from gan_jax import data, models
 from gan_jax.eval import features
+from gan_jax.eval.progress import progress_bar
 from gan_jax.train import run as run_lib
 
 SETTINGS = ("real", "real+generated", "generated")
@@ -59,11 +60,12 @@ def train_classifier(
   num_classes: int = 10,
   min_steps: int = 0,
   log: Callable[[str], None] | None = None,
+  progress: bool = True,
 ) -> dict:
   """Adam with a cosine-decayed rate; float32 variables, a function of the data, `seed` and the hyperparameters.
 
   The init and every epoch's order come from `seed` (see `training_schedule` for the epochs); `log`, if given,
-  gets a line of mean loss and time per epoch.
+  gets a line of mean loss and time per epoch; `progress` shows a bar of the steps.
   """
   if len(images_NHWC) != len(labels_N):
     raise ValueError(f"{len(images_NHWC)} images and {len(labels_N)} labels: expected one label per image")
@@ -75,16 +77,22 @@ def train_classifier(
   opt_state = tx.init(variables)
 
   rng = np.random.default_rng(seed)
+  bar = progress_bar(epochs * steps_per_epoch, "classifier", "step") if progress else None
   for epoch in range(epochs):
     start, order_N, losses = time.time(), rng.permutation(len(labels_N)), []
     for i in range(steps_per_epoch):
       batch_B = order_N[i * batch_size : (i + 1) * batch_size]
       variables, opt_state, loss = step(variables, opt_state, images_NHWC[batch_B], labels_N[batch_B])
       losses.append(loss)
+    if bar is not None:
+      jax.block_until_ready(loss)  # steps are dispatched ahead; counting them done when they are
+      bar.update(steps_per_epoch)
     if log is not None:
       log(
         f"epoch {epoch + 1}/{epochs}: loss {float(np.mean(jax.device_get(losses))):.4f} ({time.time() - start:.0f} s)"
       )
+  if bar is not None:
+    bar.close()
   return variables
 
 
@@ -206,22 +214,30 @@ def augmentation_study(
   test_x, test_y = data.load_split(run.config, "test")
   subsets = {f: {s: stratified_subset(train_y, f, s) for s in seeds} for f in fractions}  # bad fractions fail first
   fit = dict(epochs=epochs, batch_size=batch_size, lr=lr, num_classes=num_classes, min_steps=min_steps)
-  score = lambda x, y, s: accuracy(train_classifier(x, y, seed=s, **fit), test_x, test_y)
+  # One bar over the study's classifiers (a "generated" one per seed, two per fraction and seed), none per classifier.
+  bar = progress_bar(len(seeds) * (1 + 2 * len(fractions)), "augment study", "classifier")
+
+  def score(x: np.ndarray, y: np.ndarray, s: int) -> float:
+    acc = accuracy(train_classifier(x, y, seed=s, progress=False, **fit), test_x, test_y)
+    bar.update(1)
+    return acc
+
   per_seed: dict[tuple[float, str], list[float]] = {}
-  for s in seeds:
-    gen_y = run_lib.sample_labels("all", generated, num_classes)
-    gen_x = run_lib.generate(run, generated, seed=s, ema=ema, member=member, labels_N=gen_y)
-    cas = score(gen_x, gen_y, s)
-    line = [f"generated {cas:.4f}"]
-    for f in fractions:
-      real_x, real_y = train_x[subsets[f][s]], train_y[subsets[f][s]]
-      real = score(real_x, real_y, s)
-      both = score(np.concatenate([real_x, gen_x]), np.concatenate([real_y, gen_y]), s)
-      for setting, acc in zip(SETTINGS, (real, both, cas), strict=True):
-        per_seed.setdefault((f, setting), []).append(acc)
-      line.append(f"{f:g}: real {real:.4f}, real+generated {both:.4f}")
-    if log is not None:
-      log(f"seed {s}: " + "; ".join(line))
+  with bar:
+    for s in seeds:
+      gen_y = run_lib.sample_labels("all", generated, num_classes)
+      gen_x = run_lib.generate(run, generated, seed=s, ema=ema, member=member, labels_N=gen_y)
+      cas = score(gen_x, gen_y, s)
+      line = [f"generated {cas:.4f}"]
+      for f in fractions:
+        real_x, real_y = train_x[subsets[f][s]], train_y[subsets[f][s]]
+        real = score(real_x, real_y, s)
+        both = score(np.concatenate([real_x, gen_x]), np.concatenate([real_y, gen_y]), s)
+        for setting, acc in zip(SETTINGS, (real, both, cas), strict=True):
+          per_seed.setdefault((f, setting), []).append(acc)
+        line.append(f"{f:g}: real {real:.4f}, real+generated {both:.4f}")
+      if log is not None:
+        log(f"seed {s}: " + "; ".join(line))
   table = {}
   for f in fractions:
     n = len(subsets[f][seeds[0]])

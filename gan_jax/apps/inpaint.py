@@ -185,7 +185,7 @@ def gan_inpaint(
     labels_B = None if labels_N is None else jnp.asarray(labels_N[ids_B], jnp.int32)
     return search(g_vars, d_vars, y_NHWC[ids_B], mask_NHW[ids_B], labels_B, ids_B)
 
-  return latent.map_batches(batch, len(y_NHWC), batch_size)
+  return latent.map_batches(batch, len(y_NHWC), batch_size, desc="inpainting latent search")
 
 
 def mean_fill(y_NHWC: np.ndarray, mask_NHW: np.ndarray, train_mean_HWC: np.ndarray) -> np.ndarray:

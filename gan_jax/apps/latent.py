@@ -6,6 +6,7 @@ data as arguments (arrays closed over under jit become constants).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import jax
@@ -13,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+
+from gan_jax.eval.progress import progress_bar
 
 METHODS = ("linear", "slerp")
 # Below this angle (radians) slerp's sin(omega) division loses precision; the arc is a line there anyway.
@@ -116,17 +119,23 @@ def initial_latents(key: jax.Array, restarts: int, ids_N: jax.Array, latent_dim:
   return jnp.swapaxes(z_NRZ, 0, 1)
 
 
-def map_batches(fn: Callable[[np.ndarray], tuple[jax.Array, ...]], n: int, batch_size: int) -> tuple[np.ndarray, ...]:
+def map_batches(
+  fn: Callable[[np.ndarray], tuple[jax.Array, ...]], n: int, batch_size: int, desc: str = ""
+) -> tuple[np.ndarray, ...]:
   """fn(ids_B) over the ids 0..n-1 in batches of `batch_size`, each output concatenated over the batches.
 
   The last batch repeats ids up to the full size, so a jitted fn compiles once; the repeats are dropped.
-  With codes keyed per id (initial_latents), the results then do not depend on batch_size.
+  With codes keyed per id (initial_latents), the results then do not depend on batch_size. A `desc` shows
+  a progress bar of the examples done, under that name.
   """
   if n < 1 or batch_size < 1:
     raise ValueError(f"n={n} examples in batches of {batch_size}: expected both positive")
   parts = []
-  for start in range(0, n, batch_size):
-    ids_B = np.arange(start, min(start + batch_size, n))
-    outs = fn(np.resize(ids_B, min(batch_size, n)))
-    parts.append([np.asarray(o)[: len(ids_B)] for o in outs])
+  with progress_bar(n, desc, "ex") if desc else contextlib.nullcontext() as bar:
+    for start in range(0, n, batch_size):
+      ids_B = np.arange(start, min(start + batch_size, n))
+      outs = fn(np.resize(ids_B, min(batch_size, n)))
+      parts.append([np.asarray(o)[: len(ids_B)] for o in outs])  # np.asarray waits: the bar tells the truth
+      if bar is not None:
+        bar.update(len(ids_B))
   return tuple(np.concatenate(column) for column in zip(*parts, strict=True))

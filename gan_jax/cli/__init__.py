@@ -1,6 +1,8 @@
 """`gan-jax` (and `python -m gan_jax`): parse, set up JAX once, run one command (cli.commands), map errors.
 
-Exit status: 0 success, 1 a run or check that failed, 2 bad input (one line on stderr).
+Exit status: 0 success; 1 a run or check that failed (a diverged run, a full disk, a curve off its reference);
+2 bad input (one line on stderr, nothing on disk changed); 128 + N a run stopped by signal N after saving a
+checkpoint (130 SIGINT, 143 SIGTERM, 140 SIGUSR2: see train.guard).
 """
 
 from __future__ import annotations
@@ -11,9 +13,22 @@ import sys
 from gan_jax.cli.parser import build_parser
 
 
+def entry() -> None:
+  """The console script: `main`, then exit. A failed command exits at once after its one line: background
+  threads (orbax's saves, TensorBoard's writer) would otherwise print their own tracebacks of the same fault
+  at interpreter exit; everything the run owns was flushed and closed before `main` returned."""
+  status = main()
+  if status:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+  sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
   from gan_jax import config as config_lib
 
+  die_with_parent()
   try:
     overrides, rest = config_lib.parse_override_args(sys.argv[1:] if argv is None else argv)
   except ValueError as e:
@@ -25,19 +40,76 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
   configure_jax()
   from gan_jax.cli import commands
+  from gan_jax.train import guard
+  from gan_jax.train.workdir import is_disk_full
 
+  say = lambda msg: print(f"gan-jax {args.command}: {msg}", file=sys.stderr)
   try:
     return getattr(commands, args.handler)(args, overrides)
-  except (ValueError, KeyError, FileNotFoundError, ImportError, TypeError) as e:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-    print(f"gan-jax {args.command}: error: {msg}", file=sys.stderr)
-    return 2
+  except guard.RunStopped as e:
+    say(str(e))
+    return e.exit_status
+  except guard.Diverged as e:
+    say(str(e))
+    return 1
+  except KeyboardInterrupt:
+    say("interrupted (nothing was being trained; nothing to save)")
+    return 130
+  except Exception as e:
+    if is_disk_full(e):
+      say(
+        f"error: no space left on device ({_one_line(e)}); the newest complete checkpoint is kept: free space and "
+        "rerun the same command to resume"
+      )
+      return 1
+    if isinstance(e, ValueError | KeyError | TypeError | ImportError | OSError):
+      say(f"error: {_one_line(e)}")
+      return 2
+    raise
+
+
+def _one_line(error: BaseException) -> str:
+  msg = error.args[0] if isinstance(error, KeyError) and error.args else error
+  if isinstance(error, OSError) and error.filename and error.strerror:
+    msg = f"{error.strerror}: {error.filename!r}"
+  lines = [line for line in str(msg).splitlines() if line.strip()]
+  return lines[0] if len(lines) == 1 else " ".join(line.strip() for line in lines)
+
+
+def die_with_parent() -> None:
+  """A process started by a sweep (GAN_JAX_PARENT_PID set) gets SIGTERM from the kernel when its parent dies,
+  kill -9 included: it checkpoints and stops rather than training on as an orphan (Linux; elsewhere a no-op)."""
+  parent = os.environ.pop("GAN_JAX_PARENT_PID", "")
+  if not parent or not sys.platform.startswith("linux"):
+    return
+  import ctypes
+  import signal
+
+  ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+  if str(os.getppid()) != parent:  # the parent died before the prctl took effect
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _quiet_orbax_teardown(unraisable) -> None:
+  """After a failed restore, orbax's pending reads end in an asyncio loop that is closed, and each prints a
+  traceback from a background thread; the failure itself was reported in one line."""
+  error = unraisable.exc_value
+  if isinstance(error, RuntimeError) and "Event loop is closed" in str(error):
+    return
+  if "orbax" in getattr(getattr(unraisable.object, "cr_code", None), "co_filename", ""):
+    return
+  sys.__unraisablehook__(unraisable)
 
 
 def configure_jax() -> None:
   """The process-wide JAX settings of every gan-jax command, here and nowhere else."""
+  import logging
+
   import jax
 
+  sys.unraisablehook = _quiet_orbax_teardown
+  # orbax logs each failed background write with its traceback through absl; the command reports the fault once.
+  logging.getLogger("absl").setLevel(logging.CRITICAL)
   from gan_jax.train import xla_cpu
 
   if not jax.config.jax_compilation_cache_dir:

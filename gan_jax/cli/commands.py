@@ -26,21 +26,28 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
 def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax import models
-  from gan_jax.images import to_uint8
+  from gan_jax.images import save_pngs, to_uint8
   from gan_jax.train import run as run_lib
 
+  if not (args.out or args.png):
+    raise ValueError("nothing to write: expected --out FILE.npz, --png DIR or both")
   run = run_lib.load_run(args.workdir)
+  if args.png and run.info.kind != "images":
+    raise ValueError(f"--png {args.png!r} writes images; data {run.info.name!r} is {run.info.kind}")
   num_classes = models.generator_classes(run.gan.generator)
   labels_N = None
   if args.labels or num_classes:  # a conditional run's samples always come with their labels
     labels_N = run_lib.sample_labels(args.labels or "all", args.num, num_classes)
   x = run_lib.generate(run, args.num, seed=args.seed, ema=not args.no_ema, member=args.member, labels_N=labels_N)
   extra = {} if labels_N is None else {"labels": labels_N}
-  if run.info.kind == "images":
-    np.savez(args.out, images=to_uint8(x), **extra)
-  else:
-    np.savez(args.out, points=x.astype(np.float32), **extra)
-  print(f"wrote {args.num} samples of {args.workdir} (step {int(run.state.step[0])}) to {args.out}")
+  arrays = {"images": to_uint8(x)} if run.info.kind == "images" else {"points": x.astype(np.float32)}
+  step = int(run.state.step[0])
+  if args.out:
+    np.savez(args.out, **arrays, **extra)
+    print(f"wrote {args.num} samples of {args.workdir} (step {step}) to {args.out}")
+  if args.png:
+    written = save_pngs(args.png, arrays["images"], labels_N)
+    print(f"wrote {len(written)} PNGs of {args.workdir} (step {step}) to {args.png}")
   return 0
 
 
@@ -251,15 +258,29 @@ def _data_config(args: argparse.Namespace):
 
 def _load_samples(path: str) -> np.ndarray:
   """Images as [-1, 1] floats, or points, from an npz as `gan-jax sample` and other frameworks write it."""
-  with np.load(path) as f:
+  from gan_jax.images import from_uint8
+
+  expected = "expected an .npz (np.savez) with uint8 [N, H, W, C] `images` or float [N, 2] `points`"
+  try:
+    f = np.load(path, allow_pickle=False)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # not a zip, not an array file, pickled objects
+    raise ValueError(f"{path!r} is not a readable .npz ({type(e).__name__}); {expected}") from None
+  if not isinstance(f, np.lib.npyio.NpzFile):
+    raise ValueError(f"{path!r} holds one bare array ({f.dtype} {f.shape}); {expected}")
+  with f:
     if "images" in f.files:
       images = f["images"]
-      if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(f"{path}: `images` must be uint8 [N, H, W, C], got {images.dtype} {images.shape}")
-      return images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+      if images.dtype != np.uint8 or images.ndim != 4 or not len(images):
+        raise ValueError(f"{path}: `images` is {images.dtype} {images.shape}; {expected}")
+      return from_uint8(images)
     if "points" in f.files:
-      return np.asarray(f["points"], np.float32)
-  raise ValueError(f"{path}: expected an `images` (uint8 NHWC) or `points` array, found {f.files}")
+      points = f["points"]
+      if points.ndim != 2 or points.shape[1] != 2 or not len(points) or not np.issubdtype(points.dtype, np.floating):
+        raise ValueError(f"{path}: `points` is {points.dtype} {points.shape}; {expected}")
+      return np.asarray(points, np.float32)
+    raise ValueError(f"{path}: found arrays {f.files}; {expected}")
 
 
 def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -304,7 +325,8 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
 def sweep(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   """The `sweep` subcommand: 0 when every point is done, 1 when any failed."""
-  from gan_jax.sweep import launch, report, vectorize
+  from gan_jax.sweep import launch, report
+  from gan_jax.train import workdir as workdir_lib
 
   if args.report:
     if args.config or args.workdir or args.dry_run:
@@ -313,13 +335,20 @@ def sweep(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     return 0
   if not (args.config and args.workdir):
     raise ValueError("expected --config FILE.py and --workdir DIR (or --report DIR)")
-  if args.parallel is not None and args.parallel < 1:
-    raise ValueError(f"--parallel {args.parallel}: expected at least 1")
-  if args.vectorize < 0:
-    raise ValueError(f"--vectorize {args.vectorize}: expected at most MAX >= 1 members per population, or no MAX")
   max_members = args.vectorize or None  # 1 without --vectorize: every point alone.
 
   plan = launch.load_sweep(args.config)
+  if args.dry_run:
+    return _sweep(args, plan, max_members)
+  workdir_lib.check_writable(args.workdir)
+  os.makedirs(args.workdir, exist_ok=True)
+  with workdir_lib.WorkdirLock(args.workdir):  # one sweep per directory at a time
+    return _sweep(args, plan, max_members)
+
+
+def _sweep(args: argparse.Namespace, plan, max_members: int | None) -> int:
+  from gan_jax.sweep import launch, report, vectorize
+
   manifest, records = launch.sync_manifest(plan, args.workdir, save=not args.dry_run)
   configs = {r.name: c for r, c in zip(records, plan.configs, strict=True)}  # an earlier record keeps its name
   todo = [r for r in records if r.status != "done"]

@@ -10,14 +10,37 @@ DESCRIPTION = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+  """Bad arguments get one line (what is wrong, and where the usage is) and exit status 2."""
+
+  def error(self, message: str):
+    self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def count(low: int) -> type:
+  """An argparse type: an integer of at least `low`."""
+
+  def parse(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected one >= {low}") from None
+    if value < low:
+      raise argparse.ArgumentTypeError(f"{value}: expected an integer >= {low}")
+    return value
+
+  parse.__name__ = f"integer >= {low}"
+  return parse
+
+
 def add_member_flags(p: argparse.ArgumentParser) -> None:
   """--no-ema and --member: which generator of a trained run a tool reads."""
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
-  p.add_argument("--member", type=int, default=0, help="which member of a population run (default 0)")
+  p.add_argument("--member", type=count(0), default=0, help="which member of a population run (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="gan-jax", description=DESCRIPTION)
+  parser = Parser(prog="gan-jax", description=DESCRIPTION)
   sub = parser.add_subparsers(dest="command", required=True)
 
   p = sub.add_parser("train", help="train (or resume) a run; --config.KEY=VALUE overrides config keys")
@@ -25,11 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--workdir", required=True)
   p.set_defaults(handler="train")
 
-  p = sub.add_parser("sample", help="write samples of a trained run to an .npz")
+  p = sub.add_parser("sample", help="write samples of a trained run to an .npz and/or PNG files")
   p.add_argument("--workdir", required=True)
-  p.add_argument("--num", type=int, default=64)
-  p.add_argument("--out", required=True)
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--num", type=count(1), default=64)
+  p.add_argument("--out", help="FILE.npz: uint8 NHWC `images` (+ `labels`), or float `points`")
+  p.add_argument("--png", metavar="DIR", help="image runs: each image as DIR/NNNNN[_labelK].png")
+  p.add_argument("--seed", type=count(0), default=0)
   add_member_flags(p)
   p.add_argument(
     "--labels", help="conditional runs: classes of the samples, 'all' (in turn, the default) or e.g. 0,1,2 (repeated)"
@@ -50,13 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--alpha", type=float, default=0.05, help="--reference: false-alarm rate of a whole verdict (0.05)")
   p.add_argument("--curves", help="--reference: check only these curves, comma-separated (kid_std: only if named)")
   p.add_argument("--export", action="store_true", help="write DIRs (the seeds of one recipe) as a reference to --out")
-  p.add_argument("--smooth", type=int, default=5, help="moving-average window in log points")
+  p.add_argument("--smooth", type=count(1), default=5, help="moving-average window in log points")
   p.set_defaults(handler="curves")
 
   p = sub.add_parser("gif", help="the sample grids saved during training as one animated GIF")
   p.add_argument("workdir")
   p.add_argument("--out", required=True)
-  p.add_argument("--frame-ms", type=int, default=300)
+  p.add_argument("--frame-ms", type=count(1), default=300)
   p.set_defaults(handler="gif")
 
   p = sub.add_parser("anomaly", help="AnoGAN / f-AnoGAN scores (Schlegl et al. 2017, 2019) of test images; AUROC")
@@ -70,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument(
     "--steps",
-    type=int,
+    type=count(1),
     help="anogan: Adam steps of the search (default 100; Schlegl et al.: 500); "
     "fanogan: encoder training steps (default 2000)",
   )
@@ -79,12 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     type=float,
     help="Adam step size: on z for anogan (default 0.03), the encoder's peak for fanogan (default 1e-3)",
   )
-  p.add_argument("--restarts", type=int, default=1, help="anogan: random initial codes per image; the best one wins")
+  p.add_argument(
+    "--restarts", type=count(1), default=1, help="anogan: random initial codes per image; the best one wins"
+  )
   p.add_argument(
     "--discrimination-weight", type=float, default=0.1, help="anogan: λ of D's feature loss (1 - λ: residual)"
   )
   p.add_argument("--kappa", type=float, default=1.0, help="fanogan: κ, the weight of D's feature loss in izi_f")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=count(0), default=0)
   p.add_argument("--out", help="FILE.npz: also write each image's score, label and anomaly flag")
   add_member_flags(p)
   p.set_defaults(handler="anomaly")
@@ -94,23 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--mask", default="center", help="center | half (left) | random (80%% missing) | random:P | FILE.png")
   p.add_argument("--images", default="test:0-63", help="SPLIT:FIRST-LAST of the run's dataset, or FILE.npz")
   p.add_argument("--out", required=True, help="OUT: writes OUT.npz and OUT.png")
-  p.add_argument("--steps", type=int, default=300, help="Adam steps of the latent search")
-  p.add_argument("--restarts", type=int, default=4, help="random initial codes per image; the best one wins")
+  p.add_argument("--steps", type=count(1), default=300, help="Adam steps of the latent search")
+  p.add_argument("--restarts", type=count(1), default=4, help="random initial codes per image; the best one wins")
   p.add_argument("--lr", type=float, default=0.03, help="Adam step size on z")
   p.add_argument("--prior-weight", type=float, default=0.003, help="λ of the discriminator's prior loss")
   p.add_argument("--weighting", default="importance", help="contextual loss: importance (Yeh et al.) | uniform")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=count(0), default=0)
   add_member_flags(p)
   p.set_defaults(handler="inpaint")
 
   p = sub.add_parser("interpolate", help="a grid of latent interpolations; one row per class for conditional runs")
   p.add_argument("--workdir", required=True)
   p.add_argument("--out", required=True, help="FILE.png")
-  p.add_argument("--rows", type=int, default=8, help="interpolations (unconditional runs; conditional: one a class)")
-  p.add_argument("--steps", type=int, default=10, help="images per row, endpoints included")
+  p.add_argument(
+    "--rows", type=count(1), default=8, help="interpolations (unconditional runs; conditional: one a class)"
+  )
+  p.add_argument("--steps", type=count(2), default=10, help="images per row, endpoints included")
   p.add_argument("--method", default="slerp", help="slerp | linear")
   p.add_argument("--truncation", type=float, help="ψ: endpoints' coordinates beyond ±ψ are resampled")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=count(0), default=0)
   add_member_flags(p)
   p.set_defaults(handler="interpolate")
 
@@ -123,12 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("--workdir", required=True)
   p.add_argument("--fractions", default="0.01,0.1", help="stratified train-split fractions (default: %(default)s)")
-  p.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1: subset, noise, classifier (default: %(default)s)")
-  p.add_argument("--epochs", type=int, default=2, help="passes over each training set (default: %(default)s)")
   p.add_argument(
-    "--min-steps", type=int, default=100, help="more epochs where fewer steps would be run (default: %(default)s)"
+    "--seeds", type=count(1), default=3, help="seeds 0..S-1: subset, noise, classifier (default: %(default)s)"
   )
-  p.add_argument("--generated", type=int, default=6000, help="N generated images, all classes (default: %(default)s)")
+  p.add_argument("--epochs", type=count(1), default=2, help="passes over each training set (default: %(default)s)")
+  p.add_argument(
+    "--min-steps", type=count(0), default=100, help="more epochs where fewer steps would be run (default: %(default)s)"
+  )
+  p.add_argument(
+    "--generated", type=count(1), default=6000, help="N generated images, all classes (default: %(default)s)"
+  )
   add_member_flags(p)
   p.set_defaults(handler="augment")
   return parser
@@ -149,9 +181,9 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
   p.add_argument("--data", default="fashion_mnist", help="dataset when there is no --workdir (default fashion_mnist)")
   p.add_argument("--data-dir", default="", help="TFDS data dir for --data (default as in training)")
   p.add_argument("--source-dir", default="", help="raw IDX dir for --data fashion_mnist (default as in training)")
-  p.add_argument("--num", type=int, default=None, help="samples to score (default 10000 images, 2500 points)")
+  p.add_argument("--num", type=count(1), default=None, help="samples to score (default 10000 images, 2500 points)")
   add_member_flags(p)
-  p.add_argument("--seed", type=int, default=0, help="noise seed of the generated samples and the KID subsets")
+  p.add_argument("--seed", type=count(0), default=0, help="noise seed of the generated samples and the KID subsets")
   p.add_argument("--feature-net", choices=("fashion_mnist", "inception"), default="fashion_mnist")
   p.add_argument("--real-split", default="test")
   p.add_argument("--inception-weights", default="", help="converted Inception npz (else $GAN_JAX_INCEPTION_WEIGHTS)")
@@ -171,7 +203,7 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
   p.add_argument("--workdir", help="the sweep directory; each point trains in WORKDIR/NAME")
   p.add_argument(
     "--parallel",
-    type=int,
+    type=count(1),
     help="points at once (local default: half the CPU cores; slurm default: no limit)",
   )
   p.add_argument(
@@ -183,7 +215,7 @@ def add_sweep_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
   p.add_argument(
     "--vectorize",
     nargs="?",
-    type=int,
+    type=count(0),
     const=0,
     default=1,
     metavar="MAX",

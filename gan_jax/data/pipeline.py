@@ -4,6 +4,9 @@ The batch of step s holds positions [s*E, (s+1)*E) of one infinite stream (the d
 epoch), so it depends on (seed, s) only: a resumed run needs no iterator state, and any number of
 processes, each taking a contiguous slice, together read the same global batch. `data.exclude_classes`
 shrinks the dataset the stream shuffles to the examples of the other classes; whole splits keep every class.
+
+Sources: Fashion-MNIST and TFDS catalog datasets at their own size, a folder of images (data.folder) or an npz
+file (data.npz) fitted to `data.resolution` and `data.channels`, and the synthetic 2D mixtures.
 """
 
 from __future__ import annotations
@@ -12,17 +15,24 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import grain
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from gan_jax.data import catalog, fashion_mnist, synthetic
+from gan_jax.data import catalog, fashion_mnist, folder, npz, prepare, synthetic
 
 CATALOG_PREFIX = "tfds:"
-KNOWN_NAMES = ("fashion_mnist", *synthetic.MODES, CATALOG_PREFIX + "<catalog name>")
+KNOWN_NAMES = (
+  "fashion_mnist",
+  *synthetic.MODES,
+  CATALOG_PREFIX + "<catalog name>",
+  folder.PREFIX + "PATH",
+  npz.PREFIX + "PATH",
+)
 # Splits up to this size are decoded once and held in memory: decoding one array_record example costs
 # ~60 us, too slow for the train step. Larger ones are decoded batch by batch in the prefetch threads.
 IN_MEMORY_LIMIT_BYTES = 2 << 30
@@ -45,19 +55,57 @@ class DatasetInfo:
   num_examples: int | None  # Size of the split; None for infinite synthetic data.
 
 
-def _kind(name: str) -> str:
-  if name in synthetic.MODES:
-    return "points"
-  if name == "fashion_mnist" or (name.startswith(CATALOG_PREFIX) and len(name) > len(CATALOG_PREFIX)):
-    return "images"
-  raise ValueError(f"unknown data.name {name!r}; known: {', '.join(KNOWN_NAMES)}")
+_INFO_FIELDS = tuple(f.name for f in dataclasses.fields(DatasetInfo))
+
+
+def info_to_json(info: DatasetInfo) -> dict[str, Any]:
+  """The `data_info` a workdir's config.json keeps, so a run loads without its dataset (info_from_json)."""
+  return {**dataclasses.asdict(info), "shape": list(info.shape)}
+
+
+def info_from_json(d: Mapping[str, Any]) -> DatasetInfo:
+  """The DatasetInfo of an info_to_json dict; num_classes null reads as 0 (unlabelled)."""
+  missing = [k for k in _INFO_FIELDS if k not in d]
+  if missing or d["kind"] not in ("images", "points") or not isinstance(d["shape"], list | tuple):
+    raise ValueError(f"data_info {dict(d)!r}: expected the keys {list(_INFO_FIELDS)}, kind images or points")
+  return DatasetInfo(
+    name=d["name"],
+    kind=d["kind"],
+    shape=tuple(int(n) for n in d["shape"]),
+    num_classes=int(d["num_classes"] or 0),
+    num_examples=None if d["num_examples"] is None else int(d["num_examples"]),
+  )
+
+
+def _builder_key(config: ml_collections.ConfigDict) -> tuple:
+  """What picks an image dataset's prepared copy; a folder's includes its listing's hash, so edits show at once."""
+  data = config.data
+  resolution, channels = prepare.options(config)
+  fingerprint = ""
+  if data.name.startswith(folder.PREFIX):
+    fingerprint = folder.list_folder(data.name).key(resolution or prepare.DEFAULT_RESOLUTION, channels)
+  elif data.name != "fashion_mnist" and not (data.name.startswith(CATALOG_PREFIX) and data.name != CATALOG_PREFIX):
+    raise ValueError(f"unknown data.name {data.name!r}; known: {', '.join(KNOWN_NAMES)}")
+  return data.name, data.data_dir, data.source_dir, resolution, channels, fingerprint
 
 
 @functools.lru_cache(maxsize=4)
-def _builder(name: str, data_dir: str, source_dir: str) -> tfds.core.DatasetBuilder:
+def _builder(
+  name: str, data_dir: str, source_dir: str, resolution: int, channels: int, fingerprint: str
+) -> tfds.core.DatasetBuilder:
+  if name.startswith(folder.PREFIX):
+    return folder.prepared_builder(name, resolution, channels, data_dir)
   if name == "fashion_mnist":
-    return fashion_mnist.prepared_builder(data_dir, source_dir)
-  return catalog.prepared_builder(name[len(CATALOG_PREFIX) :], data_dir)
+    builder = fashion_mnist.prepared_builder(data_dir, source_dir)
+  else:
+    builder = catalog.prepared_builder(name[len(CATALOG_PREFIX) :], data_dir)
+  height, _, stored_channels = builder.info.features["image"].shape
+  if resolution not in (0, height) or channels not in (0, stored_channels):
+    raise ValueError(
+      f"data.resolution={resolution}, data.channels={channels}: {name} is read at its own shape "
+      f"{builder.info.features['image'].shape}; expected 0 for both (folder: and npz: data are resized)"
+    )
+  return builder
 
 
 def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
@@ -66,11 +114,15 @@ def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   Also checks data.exclude_classes against the dataset, so a bad value stops a run before it starts.
   """
   data = config.data
-  if _kind(data.name) == "points":
+  if data.name in synthetic.MODES:
     means_K2, _ = synthetic.mode_geometry(data.name)
     excluded_classes(config, "points", len(means_K2))
     return DatasetInfo(data.name, "points", (2,), len(means_K2), None)
-  builder = _builder(data.name, data.data_dir, data.source_dir)
+  if data.name.startswith(npz.PREFIX):
+    arrays = npz.load(data.name, data.split, *prepare.options(config))
+    excluded_classes(config, arrays.kind, arrays.num_classes)
+    return DatasetInfo(data.name, arrays.kind, arrays.x.shape[1:], arrays.num_classes, len(arrays.x))
+  builder = _builder(*_builder_key(config))
   num_classes = fashion_mnist.NUM_CLASSES if data.name == "fashion_mnist" else catalog.num_classes(builder)
   excluded_classes(config, "images", num_classes)
   return DatasetInfo(
@@ -102,17 +154,16 @@ def excluded_classes(config: ml_collections.ConfigDict, kind: str, num_classes: 
 
 
 class _ArraySource:
-  """A split decoded once into memory: a batch is one vectorised gather."""
+  """A split decoded once into memory: a batch is one vectorised gather. Holds uint8 images, or float points."""
 
-  def __init__(self, images_NHWC: np.ndarray, labels_N: np.ndarray):
-    self.images_NHWC = images_NHWC
-    self.labels_N = labels_N
+  def __init__(self, x: np.ndarray, labels_N: np.ndarray, feature: str = "image"):
+    self.x, self.labels_N, self.feature = x, labels_N, feature
 
   def __len__(self) -> int:
     return len(self.labels_N)
 
   def read(self, indices_B: np.ndarray) -> dict[str, np.ndarray]:
-    return {"image": self.images_NHWC[indices_B], "label": self.labels_N[indices_B]}
+    return {self.feature: self.x[indices_B], "label": self.labels_N[indices_B]}
 
   def labels(self) -> np.ndarray:
     return self.labels_N
@@ -140,8 +191,8 @@ class _RecordSource:
 
 
 @functools.lru_cache(maxsize=4)
-def _image_source(name: str, data_dir: str, source_dir: str, split: str) -> _ArraySource | _RecordSource:
-  builder = _builder(name, data_dir, source_dir)
+def _image_source(builder_key: tuple, split: str) -> _ArraySource | _RecordSource:
+  builder = _builder(*builder_key)
   records = builder.as_data_source(split)
   has_label = "label" in builder.info.features
   shape = tuple(builder.info.features["image"].shape)
@@ -158,8 +209,10 @@ def _image_source(name: str, data_dir: str, source_dir: str, split: str) -> _Arr
 
 
 def _source_for(config: ml_collections.ConfigDict, split: str) -> _ArraySource | _RecordSource:
-  data = config.data
-  return _image_source(data.name, data.data_dir, data.source_dir, split)
+  if config.data.name.startswith(npz.PREFIX):
+    arrays = npz.load(config.data.name, split, *prepare.options(config))
+    return _ArraySource(arrays.x, arrays.labels_N, "image" if arrays.kind == "images" else "points")
+  return _image_source(_builder_key(config), split)
 
 
 def _scaled(images_NHWC: np.ndarray) -> np.ndarray:
@@ -167,7 +220,8 @@ def _scaled(images_NHWC: np.ndarray) -> np.ndarray:
 
 
 def _to_model_inputs(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  return {"x": _scaled(batch["image"]), "label": batch["label"].astype(np.int32)}
+  x = batch["points"] if "points" in batch else _scaled(batch["image"])
+  return {"x": x, "label": batch["label"].astype(np.int32)}
 
 
 class _ExampleOrder:
@@ -222,7 +276,7 @@ def make_batches(
   name = config.data.name
   info = get_info(config)
   excluded = excluded_classes(config, info.kind, info.num_classes)
-  if info.kind == "points":
+  if name in synthetic.MODES:
     return _point_batches(name, config.seed, start_step, examples_per_step, process_index, per_process)
   source = _source_for(config, config.data.split)
   kept_N = np.arange(len(source))  # the examples the stream shuffles: all, or those of the classes kept
@@ -254,7 +308,7 @@ def load_split(
   Synthetic data is infinite: there a split is a fixed sample of `limit` points per (seed, split).
   """
   name = config.data.name
-  if _kind(name) == "points":
+  if name in synthetic.MODES:
     if limit is None:
       raise ValueError(f"data.name={name!r} is infinite: load_split needs a limit")
     return synthetic.split_sample(name, config.seed, split, limit)

@@ -6,8 +6,12 @@ for KID and the k-NN metrics. Real features of a split are computed once per (da
 weights hash, count, data fingerprint) and cached under $GAN_JAX_CACHE (default ~/.cache/gan_jax).
 Points (ring8, grid25): the PacGAN mode metrics on 2,500 samples.
 
+Generated images are scored as a uint8 file would hold them (gan_jax.images.quantize): in memory from a
+generator or from a `gan-jax sample` file, one generator gets one FID.
+
 Every result carries a "protocol" dict saying what was measured against what, so numbers from
-different runs, networks or sample counts are never silently compared.
+different runs, networks or sample counts are never silently compared, and where the code, libraries and
+machine that computed them came from (gan_jax.provenance).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import data
+from gan_jax import data, images
 from gan_jax.data import synthetic
 from gan_jax.eval.features import FeatureNet, get_feature_net
 from gan_jax.eval.metrics import (
@@ -37,6 +41,8 @@ from gan_jax.eval.metrics import (
   precision_recall,
 )
 from gan_jax.eval.metrics.modes import HIGH_QUALITY_SIGMAS
+from gan_jax.eval.progress import progress_bar
+from gan_jax.provenance import provenance
 
 DEFAULT_IMAGE_SAMPLES = 10_000
 DEFAULT_POINT_SAMPLES = 2_500  # PacGAN's count.
@@ -81,7 +87,12 @@ def reference_features(
     with np.load(path) as f:
       stats = GaussianStats(f["mu"], f["sigma"], int(f["count"]))
       return Reference(stats, f["feats"], path, from_cache=True)
-  feats_ND, _ = net(images_NHWC)
+  with progress_bar(len(images_NHWC), f"features of real {split}", "img") as bar:
+    # Pieces of whole net batches: the net sees the same batches as in one call, and the bar moves.
+    piece = 4 * net.batch_size
+    feats_ND = np.concatenate(
+      [_features(net, images_NHWC[i : i + piece], bar)[0] for i in range(0, max(1, len(images_NHWC)), piece)]
+    )
   stats = GaussianStats.from_features(feats_ND)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   partial = f"{path}.{os.getpid()}.part"
@@ -130,6 +141,44 @@ def _draw(generate_fn: GenerateFn, num_samples: int, batch_size: int, shape: tup
     yield x
 
 
+def _features(net: FeatureNet, images_NHWC: np.ndarray, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+  """The one way images reach a feature net here: checked, quantized to uint8 and back, then scored.
+
+  Checked first, so an out-of-range or NaN generator is refused rather than rounded into range.
+  """
+  images_NHWC = np.asarray(images_NHWC, np.float32)
+  net.check(images_NHWC)
+  out = net(images.quantize(images_NHWC))
+  if bar is not None:
+    bar.update(len(images_NHWC))
+  return out
+
+
+def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -> None:
+  """Raises ValueError in one line when the config's evaluation protocol cannot score this data; the train
+  loop asks before training, so no run fails at its final evaluation."""
+  if info.kind == "points":
+    if info.name not in synthetic.MODES:
+      raise ValueError(
+        f"data.name={info.name!r}: 2D points have evaluation metrics only for {sorted(synthetic.MODES)}; expected "
+        "eval.every=0 and eval.final=False"
+      )
+    return
+  _feature_net_for(config, info, config.eval.feature_net, config.eval.inception_weights)
+
+
+def _feature_net_for(
+  config: ml_collections.ConfigDict, info: data.DatasetInfo, feature_net: str, inception_weights: str
+) -> FeatureNet:
+  net = get_feature_net(feature_net, _inception_weights(config, inception_weights))
+  if net.input_hw is not None and tuple(info.shape) != (*net.input_hw, *net.input_channels):
+    raise ValueError(
+      f"the {net.name} feature net scores {net.input_hw} images with {net.input_channels} channels; dataset "
+      f"{info.name!r} has shape {info.shape}: use the inception feature net (eval.feature_net, --feature-net)"
+    )
+  return net
+
+
 def _inception_weights(config: ml_collections.ConfigDict, explicit: str) -> str:
   return explicit or config.get("eval", {}).get("inception_weights", "")
 
@@ -147,21 +196,17 @@ def _score_images(
   batch_size: int,
   inception_weights: str,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-  net = get_feature_net(feature_net, _inception_weights(config, inception_weights))
-  if net.input_hw is not None and tuple(info.shape) != (*net.input_hw, *net.input_channels):
-    raise ValueError(
-      f"the {net.name} feature net scores {net.input_hw} images with {net.input_channels} channels; dataset "
-      f"{info.name!r} has shape {info.shape}: use --feature-net inception"
-    )
+  net = _feature_net_for(config, info, feature_net, inception_weights)
   if num_samples < IS_SPLITS:
     raise ValueError(f"num_samples={num_samples}: need at least {IS_SPLITS} for the Inception Score splits")
   reference = reference_features(config, net, real_split, num_real)
   moments, feats, probs = FeatureMoments(), [], []
-  for images_NHWC in _draw(generate_fn, num_samples, batch_size, info.shape):
-    feats_ND, probs_NC = net(images_NHWC)
-    moments.update(feats_ND)
-    feats.append(feats_ND)
-    probs.append(probs_NC)
+  with progress_bar(num_samples, "features of generated", "img") as bar:
+    for images_NHWC in _draw(generate_fn, num_samples, batch_size, info.shape):
+      feats_ND, probs_NC = _features(net, images_NHWC, bar)
+      moments.update(feats_ND)
+      feats.append(feats_ND)
+      probs.append(probs_NC)
   fake_feats_QD = np.concatenate(feats)
   kid_score = kid(reference.feats_ND, fake_feats_QD, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed)
   is_score = inception_score(np.concatenate(probs), num_splits=IS_SPLITS)
@@ -181,6 +226,7 @@ def _score_images(
     "feature_input": net.description,
     "image_shape": list(info.shape),
     "image_check": f"[n, {', '.join(map(str, info.shape))}] finite, in [-1, 1]",
+    "quantized": "uint8",  # generated and real images alike, as images.quantize
     "real_split": real_split,
     "real_count": reference.stats.count,
     "fid_method": "eigh",
@@ -245,6 +291,7 @@ def _evaluate(
     "seed": seed,
     "step": None if step is None else int(step),
     **details,
+    "provenance": provenance(),
   }
   return {**metrics, "protocol": protocol}
 

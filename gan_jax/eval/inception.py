@@ -6,6 +6,10 @@ classes, no auxiliary head, and its FIDInceptionA/C/E blocks, whose pooling bran
 unpadded pixels only (count_include_pad=False) and, in the last block (Mixed_7c), max-pool instead.
 Module names follow the PyTorch state dict, so conversion is a layout change per tensor.
 
+The Inception Score's class probabilities are the softmax of pool3 times the final layer's weights without
+its bias (`is_logits`), as the original TF code computes them (improved-gan's inception_score.py multiplies
+pool3 by the input of `softmax/logits/MatMul`); the module's own logits, as pytorch-fid's fc, add the bias.
+
 Weights are not downloaded at run time. Convert the public pytorch-fid file once (needs torch to
 read the .pth; the result loads with numpy alone):
 
@@ -27,7 +31,7 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -197,6 +201,23 @@ class InceptionV3(nn.Module):
     return pool3_ND, nn.Dense(NUM_LOGITS, name="fc")(pool3_ND)
 
 
+def is_logits(variables: Mapping, pool3_ND: jax.Array) -> jax.Array:
+  """The Inception Score's logits_N1008: pool3 times the fc weights, no bias (see the module docstring)."""
+  kernel_DC = variables["params"]["fc"]["kernel"]
+  return jnp.matmul(pool3_ND, kernel_DC, precision=jax.lax.Precision.HIGHEST)
+
+
+def _pool3_and_is_probs() -> Callable[[Mapping, jax.Array], tuple[jax.Array, jax.Array]]:
+  """The FeatureNet apply_fn: (pool3_N2048, softmax of is_logits), jitted (the biased logits are never computed)."""
+  module = InceptionV3()
+
+  def apply(variables: Mapping, images_NHWC: jax.Array) -> tuple[jax.Array, jax.Array]:
+    pool3_ND, _ = module.apply(variables, images_NHWC)
+    return pool3_ND, jax.nn.softmax(is_logits(variables, pool3_ND), axis=-1)
+
+  return jax.jit(apply)
+
+
 @functools.lru_cache(maxsize=1)
 def variable_shapes() -> dict:
   """The {collection: {module path: shape}} tree of InceptionV3, traced once and never computed; read-only."""
@@ -317,10 +338,11 @@ def load_inception(path: str | os.PathLike | None = None, *, batch_size: int = 5
     input_hw=None,
     input_channels=(1, 3),
     variables=variables,
-    apply_fn=feature_net.jit_with_probs(InceptionV3()),
+    apply_fn=_pool3_and_is_probs(),
     batch_size=batch_size,
     description="any HxW, 1 or 3 channels in [-1, 1]; bilinear (half-pixel, no antialias) resize to 299x299, "
-    "gray repeated to RGB; pool3 2048-d features, 1008-way softmax",
+    "gray repeated to RGB; pool3 2048-d features; 1008-way softmax of pool3 x fc weights without the bias "
+    "(the original Inception Score)",
   )
 
 

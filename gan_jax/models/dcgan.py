@@ -1,7 +1,7 @@
-"""DCGAN (Radford et al. 2016) for 28x28 and 32x32 images.
+"""DCGAN (Radford et al. 2016) for 28x28, 32x32 and 64x64 images.
 
 G: z -> Dense(s*s*C0, no bias) -> BN -> ReLU -> [ConvT(4x4, stride 2, no bias) -> BN -> ReLU]*
-   -> ConvT(channels, 4x4, stride 2) -> tanh, with s = 7 (28x28) or 4 (32x32).
+   -> ConvT(channels, 4x4, stride 2) -> tanh, with s = 7 (28x28) or 4 (32x32, 64x64: the paper's G).
 D: Conv(4x4, stride 2) -> LeakyReLU(0.2) -> [Conv(4x4, s2, no bias) -> BN -> LeakyReLU(0.2)]* -> Dense(1).
 `model.d_norm` swaps D's batch norm for none, layer or spectral normalisation; `model.conditional` makes G's
 batch norm class-conditional and gives D a projection or ACGAN head; `model.g_spectral_norm` normalises G.
@@ -23,12 +23,14 @@ from gan_jax.models.layers import (
   normed,
 )
 
+# Image side -> G's upsamplings (D's downsamplings): each doubles from s = 7 or 4 up to the side.
+UPSAMPLES = {28: 2, 32: 3, 64: 4}
+
 
 def _num_upsamples(height: int) -> int:
-  ups = {28: 2, 32: 3}
-  if height not in ups:
-    raise ValueError(f"dcgan supports 28x28 and 32x32 images; got height {height}")
-  return ups[height]
+  if height not in UPSAMPLES:
+    raise ValueError(f"model.name='dcgan' supports images of side {tuple(UPSAMPLES)} (data.resolution); got {height}")
+  return UPSAMPLES[height]
 
 
 class DCGANGenerator(nn.Module):
@@ -100,6 +102,12 @@ def dcgan(cfg, info):
   """model.d_norm "" is batch norm, Radford et al.'s; conditional runs use conditional BN in G and `d_conditioning`."""
   if info.kind != "images":
     raise ValueError(f"model.name='dcgan' needs an image dataset; data.name={info.name!r} is {info.kind}")
+  height, width, _ = info.shape
+  if height != width or height not in UPSAMPLES:
+    raise ValueError(
+      f"model.name='dcgan' supports square images of side {tuple(UPSAMPLES)} (data.resolution); "
+      f"data.name={info.name!r} is {height}x{width}"
+    )
   norm = d_norm(cfg)
   classes = conditioning_classes(cfg, info)
   generator = DCGANGenerator(info.shape, cfg.g_width, num_classes=classes, spectral_norm=cfg.g_spectral_norm)

@@ -1,9 +1,10 @@
-"""The SNGAN ResNet for 32x32 images (Miyato et al. 2018, appendix B, Table 4), also at 28x28.
+"""The SNGAN ResNet for 32x32 images (Miyato et al. 2018, appendix B, Table 4), also at 28x28 and 64x64.
 
 G: z -> Dense(s*s*ch) -> [ResBlock up]*n -> BN -> ReLU -> Conv3x3(channels) -> tanh, with s = 4, n = 3 at
-   32x32 (s = 7, n = 2 at 28x28); a ResBlock is BN -> ReLU -> up -> Conv3x3 -> BN -> ReLU -> Conv3x3, plus
-   up -> Conv1x1 as shortcut. Conditional G uses class-conditional batch norm in the blocks.
-D: OptimizedBlock down -> ResBlock down -> ResBlock -> ResBlock -> ReLU -> global sum pool -> Dense(1),
+   32x32 (s = 7, n = 2 at 28x28; s = 4, n = 4 at 64x64); a ResBlock is BN -> ReLU -> up -> Conv3x3 -> BN -> ReLU
+   -> Conv3x3, plus up -> Conv1x1 as shortcut. Conditional G uses class-conditional batch norm in the blocks.
+D: OptimizedBlock down -> ResBlock down -> ResBlock -> ResBlock -> ReLU -> global sum pool -> Dense(1), with
+   one more ResBlock down per doubling past 32x32 (so the pooled maps stay at most 8x8),
    spectrally normalised throughout (model.d_norm, "" = spectral); conditional D adds the projection
    <embed(y), φ(x)> (Miyato & Koyama 2018) or an ACGAN class head.
 Convolutions start from Glorot-uniform, with gain sqrt(2) on the residual paths, as the authors' Chainer code.
@@ -20,6 +21,7 @@ from gan_jax.models.layers import batch_norm, conditional_batch_norm, dense, dis
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")
 shortcut_init = nn.initializers.xavier_uniform()
+MAX_POOLED_SIDE = 8  # D downsamples until its maps are at most this side (32x32 inputs: exactly SNGAN's D)
 
 
 def start_size(height: int) -> tuple[int, int]:
@@ -28,7 +30,9 @@ def start_size(height: int) -> tuple[int, int]:
     n = (height // s).bit_length() - 1
     if height % s == 0 and height == s * 2**n and n >= 1:
       return s, n
-  raise ValueError(f"resnet needs square images of side 4 * 2^n or 7 * 2^n (e.g. 32, 28); got height {height}")
+  raise ValueError(
+    f"resnet needs square images of side 4 * 2^n or 7 * 2^n (e.g. 28, 32, 64; data.resolution); got height {height}"
+  )
 
 
 def _conv(
@@ -124,6 +128,8 @@ class ResNetDiscriminator(nn.Module):
     block = lambda down, **kw: DBlock(self.width, down=down, norm=self.norm, dtype=self.dtype, **kw)
     h = block(True, optimized=True)(x_BHWC, train=train)
     h = block(True)(h, train=train)
+    while h.shape[1] > MAX_POOLED_SIDE:  # past 32x32: SNGAN's 8x8 before the pooling
+      h = block(True)(h, train=train)
     h = block(False)(h, train=train)
     h = block(False)(h, train=train)
     h_BF = jnp.sum(nn.relu(h), axis=(1, 2), dtype=jnp.float32)  # the pooled sum accumulates in float32

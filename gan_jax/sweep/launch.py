@@ -4,6 +4,10 @@ Every point trains in `DIR/NAME` (with `--vectorize`, a population of points in 
 its output appended to `train.log` there; the parent alone writes `DIR/manifest.json`. Points already
 done are skipped; the rest are (re)started, and `gan-jax train` resumes from a checkpoint in the
 workdir when there is one.
+
+Faults: a local run dies with its sweep (SIGTERM from the kernel when the parent dies, kill -9 included, so
+it checkpoints first); a point's workdir is locked by its run, so a rerun waits for a stopping run rather
+than starting a second; a SLURM rerun re-attaches to the jobs still alive instead of submitting them again.
 """
 
 from __future__ import annotations
@@ -26,12 +30,32 @@ from gan_jax import config as config_lib
 from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
+from gan_jax.train import guard
+from gan_jax.train import workdir as workdir_lib
 from gan_jax.train.options import Options
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
 SLURM_DEFAULTS = config_lib.to_dict(config_lib.base_config())["slurm"]  # keys a `slurm` section may set
 CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}
+# `gan-jax train` dies with the process named here (cli.die_with_parent); a fork-time hook would do the same but
+# is unsafe in a threaded (JAX) parent.
+PARENT_ENV = "GAN_JAX_PARENT_PID"
+HELD_WAIT_S = 120  # how long a point waits for a stopping run (an orphan checkpointing) to let its workdir go
+SLURM_ALIVE = (
+  "PENDING",
+  "RUNNING",
+  "REQUEUED",
+  "REQUEUE_HOLD",
+  "REQUEUE_FED",
+  "CONFIGURING",
+  "COMPLETING",
+  "RESIZING",
+  "SUSPENDED",
+  "STOPPED",
+  "SIGNALING",
+  "STAGE_OUT",
+)
 
 
 @dataclasses.dataclass
@@ -137,7 +161,11 @@ def log_tail(path: str, offset: int = 0, lines: int = ERROR_LINES) -> str:
 
 
 class TrainProcess:
-  """One point's train process; the local pool polls several, `run_point` waits for one."""
+  """One point's train process; the local pool polls several, `run_point` waits for one.
+
+  It dies with the process that started it (a SIGTERM, on which `gan-jax train` checkpoints and stops), so
+  no run outlives its sweep.
+  """
 
   def __init__(self, command: Sequence[str], workdir: str, env: Mapping[str, str] | None = None):
     os.makedirs(workdir, exist_ok=True)
@@ -147,23 +175,37 @@ class TrainProcess:
       log.write(f"\n# {self.start_time}\n$ {shlex.join(command)}\n".encode())
       log.flush()
       self._offset = log.tell()
-      self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+      self.proc = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**(env or os.environ), PARENT_ENV: str(os.getpid())},
+      )
 
   def poll(self) -> dict[str, Any] | None:
     returncode = self.proc.poll()
     return None if returncode is None else self._outcome(returncode)
 
-  def wait(self) -> dict[str, Any]:
-    return self._outcome(self.proc.wait())
+  def wait(self, poll_s: float = 0.5) -> dict[str, Any]:
+    """Polls rather than blocking in waitpid, so a signal handler may stop() the process meanwhile."""
+    while (outcome := self.poll()) is None:
+      time.sleep(poll_s)
+    return outcome
 
-  def stop(self) -> None:
-    """SIGTERM, then SIGKILL; checkpoints are committed atomically, so a re-run resumes cleanly."""
+  def stop(self, timeout_s: float = 60) -> None:
+    """SIGTERM (the run checkpoints and exits), then SIGKILL after `timeout_s`; checkpoints are committed
+    atomically, so a re-run resumes cleanly either way."""
+    if self.proc.poll() is not None:
+      return
     self.proc.terminate()
-    try:
-      self.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + timeout_s
+    while self.proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.2)
+    if self.proc.poll() is None:
       self.proc.kill()
-      self.proc.wait()
+      while self.proc.poll() is None:
+        time.sleep(0.05)
 
   def _outcome(self, returncode: int) -> dict[str, Any]:
     error = []
@@ -206,8 +248,28 @@ def _log_status(record: PointRecord) -> None:
   print(f"sweep: {record.status:<7} {record.name}{where}" + "".join(f": {line}" for line in last), file=sys.stderr)
 
 
+class _Interrupted(Exception):
+  def __init__(self, signum: int):
+    self.signum = signum
+
+
 def _interrupt(signum: int, _frame) -> None:
-  raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+  raise _Interrupted(signum)
+
+
+def wait_for_workdir(job: Job) -> str | None:
+  """Waits (up to HELD_WAIT_S) while another process holds the job's workdir, e.g. a run of an earlier
+  invocation still checkpointing after its sweep was killed; returns the holder if it never lets go."""
+  who = workdir_lib.holder(job.workdir)
+  if who is None:
+    return None
+  print(f"sweep: waiting for {who} to release {job.workdir}", file=sys.stderr)
+  return workdir_lib.wait_until_free(job.workdir, HELD_WAIT_S)
+
+
+def _held_outcome(who: str) -> dict[str, Any]:
+  error = f"workdir held by {who} for over {HELD_WAIT_S} s: another process trains this point"
+  return {"returncode": 2, "error": error, "start_time": now(), "end_time": now()}
 
 
 def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel: int) -> None:
@@ -218,11 +280,18 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
   """
   env = child_env(parallel)
   queue, running = list(jobs), []
-  previous = signal.signal(signal.SIGTERM, _interrupt)
+  previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
   try:
     while queue or running:
       while queue and len(running) < parallel:
         job = queue.pop(0)
+        who = wait_for_workdir(job)
+        if who is not None:
+          for record in job.records:
+            record.finish(_held_outcome(who))
+            _log_status(record)
+          manifest.save(directory)
+          continue
         proc = TrainProcess(train_command(manifest.config, job), job.workdir, env)
         for record in job.records:
           record.start(proc.start_time)
@@ -242,8 +311,14 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
       running = still
       if running:
         time.sleep(0.2)
+  except _Interrupted as e:
+    for _, proc in running:
+      proc.stop()
+    running = []
+    raise guard.RunStopped(e.signum, "its runs checkpointed and stopped; the same command resumes the sweep") from None
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for s, handler in previous.items():
+      signal.signal(s, handler)
     for _, proc in running:
       proc.stop()
 
@@ -257,10 +332,36 @@ def resources(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 class _SubmititPoint(submitit.helpers.Checkpointable):
-  """Requeued with the same command on preemption or timeout; train resumes from its checkpoint."""
+  """Requeued with the same command on preemption or timeout; train resumes from its checkpoint.
+
+  SLURM's warning signal (submitit's USR2) calls `checkpoint` in this job's process: the train run gets
+  SIGTERM, checkpoints and exits, and only then is the job requeued.
+  """
 
   def __call__(self, command: Sequence[str], workdir: str) -> dict[str, Any]:
-    return run_point(command, workdir)
+    self._proc = TrainProcess(command, workdir)
+    return self._proc.wait()
+
+  def checkpoint(self, command: Sequence[str], workdir: str) -> submitit.helpers.DelayedSubmission:
+    proc = getattr(self, "_proc", None)
+    if proc is not None:
+      proc.stop()
+    return submitit.helpers.DelayedSubmission(_SubmititPoint(), command, workdir)
+
+  def __getstate__(self) -> dict:
+    return {k: v for k, v in self.__dict__.items() if k != "_proc"}
+
+
+def live_slurm_job(directory: str, job_id: str | None) -> submitit.Job | None:
+  """The SLURM job of an earlier invocation when it is still queued or running, else None."""
+  if not job_id:
+    return None
+  job = submitit.SlurmJob(folder=os.path.join(directory, ".submitit", "%j"), job_id=job_id)
+  try:
+    state = job.state
+  except Exception:  # sacct unreachable: assume the worst case, a second submission, is worse than waiting
+    return job
+  return job if state.split()[0].rstrip("+") in SLURM_ALIVE else None
 
 
 def run_submitit(
@@ -276,10 +377,15 @@ def run_submitit(
   `cluster` is "slurm", or "local" for submitit's LocalExecutor (tests, machines without SLURM).
   """
   by_resources: dict[tuple, list[Job]] = {}
+  submitted_jobs, finished = [], set()
   for job in jobs:
+    live = live_slurm_job(directory, job.records[0].job_id) if cluster == "slurm" else None
+    if live is not None:  # still queued or running from an earlier invocation: wait for it, do not resubmit
+      print(f"sweep: re-attached to live job {live.job_id} of {job.workdir}", file=sys.stderr)
+      submitted_jobs.append((live, job))
+      continue
     # A population's points agree on every key but the per-member ones, `slurm.*` included.
     by_resources.setdefault(tuple(resources(configs[job.records[0].name]).items()), []).append(job)
-  submitted_jobs, finished = [], set()
   try:
     for key, group in by_resources.items():
       res = dict(key)

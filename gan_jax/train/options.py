@@ -6,6 +6,8 @@ train.setup builds every run from it, and `gan-jax sweep` checks every point wit
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import math
 from collections.abc import Callable
 
 import ml_collections
@@ -35,6 +37,7 @@ class Options:
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, loss_fn: Callable | None = None) -> Options:
     """Checks every value the step depends on; `loss_fn` overrides loss.name. Raises ValueError in one line."""
+    check_run_values(config)
     train, penalty = config.train, config.penalty
     _check_int("train.d_steps", train.d_steps, 1)
     _check_int("penalty.every", penalty.every, 1, "(1: every D update; k: lazy, every k-th)")
@@ -77,6 +80,69 @@ class Options:
   @property
   def acgan(self) -> bool:
     return self.acgan_weight > 0
+
+
+# (key, lowest allowed value): counts and periods of the loop, the model and the evaluation.
+_INTEGERS = (
+  ("train.steps", 1),
+  ("train.batch_size", 1),
+  ("train.log_every", 1),
+  ("train.sample_every", 1),
+  ("train.num_devices", 0),
+  ("train.member_devices", 0),
+  ("checkpoint.every", 1),
+  ("checkpoint.keep", 1),
+  ("checkpoint.keep_best", 0),
+  ("eval.every", 0),
+  ("eval.num_samples", 0),
+  ("model.latent_dim", 1),
+  ("model.g_width", 1),
+  ("model.d_width", 1),
+  ("optim.g.warmup_steps", 0),
+  ("optim.d.warmup_steps", 0),
+)
+
+
+def check_run_values(config: ml_collections.ConfigDict) -> None:
+  """The values every run needs in range, each member's too; raises ValueError in one line naming the first bad
+  one. What depends on the data (eval.best_metric, the image size) is checked where the data is known."""
+  for key, low in _INTEGERS:
+    _check_int(key, _get(config, key), low)
+  if config.log.wandb and importlib.util.find_spec("wandb") is None:
+    raise ValueError("log.wandb=True: Weights & Biases is not installed; expected `pip install 'gan-jax[wandb]'`")
+  for net in ("g", "d"):
+    o = config.optim[net]
+    _check_float(f"optim.{net}.b1", o.b1, 0.0, 1.0, "[0, 1)")
+    _check_float(f"optim.{net}.b2", o.b2, 0.0, 1.0, "[0, 1)")
+    _check_float(f"optim.{net}.grad_clip", o.grad_clip, 0.0, math.inf, ">= 0 (0 disables)")
+  _check_float("loss.label_smoothing", config.loss.label_smoothing, 0.0, 1.0, "[0, 1)")
+  _check_float("train.weight_clip", config.train.weight_clip, 0.0, math.inf, ">= 0 (0 disables)")
+  _check_float("model.dropout", config.model.dropout, 0.0, 1.0, "[0, 1)")
+  for key, target in (("g_lr", "optim.g.lr"), ("d_lr", "optim.d.lr")):
+    for value in tuple(config.population[key]) or (_get(config, target),):
+      where = f"population.{key} value" if config.population[key] else target
+      _check_float(where, value, 0.0, math.inf, "a positive finite learning rate", open_low=True)
+  for value in tuple(config.population.ema_decay) or (config.train.ema_decay,):
+    where = "population.ema_decay value" if config.population.ema_decay else "train.ema_decay"
+    _check_float(where, value, 0.0, 1.0, "[0, 1) (0 disables the EMA)")
+  for value in tuple(config.population.penalty_weight) or (config.penalty.weight,):
+    where = "population.penalty_weight value" if config.population.penalty_weight else "penalty.weight"
+    _check_float(where, value, 0.0, math.inf, ">= 0")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> object:
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def _check_float(key: str, value: object, low: float, high: float, expected: str, open_low: bool = False) -> None:
+  """A finite number in [low, high), or (low, high) with `open_low`."""
+  ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+  ok = ok and (value > low if open_low else value >= low) and value < high
+  if not ok:
+    raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
 def _check_int(key: str, value: object, low: int, why: str = "") -> None:

@@ -1,4 +1,4 @@
-"""Loading a trained run from its workdir and drawing samples from it."""
+"""Loading a trained run from its workdir and drawing samples from it: `gan_jax.load_run(workdir).generate(64)`."""
 
 from __future__ import annotations
 
@@ -13,23 +13,64 @@ import numpy as np
 from gan_jax import config as config_lib
 from gan_jax import data, models
 from gan_jax.eval import evaluate
+from gan_jax.images import to_uint8
 from gan_jax.train import checkpoint
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
+# The entry of config.json's run metadata (config.RUN_METADATA) that holds the DatasetInfo (data.info_to_json).
+DATA_INFO_KEY = "data_info"
+
 
 @dataclasses.dataclass
 class Run:
+  """A trained run: its resolved config, dataset metadata, networks and latest checkpointed state."""
+
   config: ml_collections.ConfigDict
   info: data.DatasetInfo
   gan: GAN
   state: GANState
 
+  @property
+  def step(self) -> int:
+    """The training step of the loaded checkpoint."""
+    return int(np.asarray(self.state.step).reshape(-1)[0])
+
+  def generate(
+    self,
+    num: int,
+    seed: int = 0,
+    *,
+    ema: bool = True,
+    member: int = 0,
+    labels: np.ndarray | list[int] | str | None = None,
+    batch_size: int = 500,
+  ) -> np.ndarray:
+    """`num` samples as a user keeps them: uint8 NHWC images (0..255), or float32 N x 2 points for 2D data.
+
+    `labels` (conditional runs): one class per sample, or "all" / "3,1" (sample_labels); None lets the classes
+    take turns. The samples are those of `generate(run, ...)`, quantized as `gan-jax sample` writes them.
+    """
+    labels_N = labels
+    if isinstance(labels, str):
+      labels_N = sample_labels(labels, num, models.generator_classes(self.gan.generator))
+    elif labels is not None:
+      labels_N = np.asarray(labels, np.int32)
+    x = generate(self, num, seed=seed, ema=ema, member=member, batch_size=batch_size, labels_N=labels_N)
+    return to_uint8(x) if self.info.kind == "images" else x.astype(np.float32)
+
+
+def saved_info(workdir: str) -> data.DatasetInfo | None:
+  """The DatasetInfo config.json keeps under DATA_INFO_KEY; None for workdirs written before it did."""
+  saved = config_lib.read_run_metadata(workdir).get(DATA_INFO_KEY)
+  return None if saved is None else data.info_from_json(saved)
+
 
 def load_run(workdir: str) -> Run:
-  """The resolved config and the latest checkpointed state of a workdir."""
+  """The resolved config and the latest checkpointed state of a workdir; needs no dataset when config.json
+  keeps the dataset's metadata (older workdirs read it from the dataset)."""
   config = config_lib.read_run_config(workdir)
-  info = data.get_info(config)
+  info = saved_info(workdir) or data.get_info(config)
   # Only the networks: sampling needs no loss, and a user's loss module need not be importable here.
   gan = create_gan(config, info)
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))

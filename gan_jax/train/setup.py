@@ -13,11 +13,18 @@ import jax
 import ml_collections
 
 from gan_jax import data, models, parallel
+from gan_jax.eval import evaluate
 from gan_jax.train import xla_cpu
 from gan_jax.train.options import Options
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 from gan_jax.train.step import sharded_train_step
+
+# What an evaluation record holds that checkpoints_best/ can rank by (eval.evaluate's metrics).
+BEST_METRICS = {
+  "images": ("fid", "kid_mean", "is_mean", "precision", "recall", "density", "coverage"),
+  "points": ("modes", "high_quality", "reverse_kl"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +55,14 @@ def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) ->
     raise ValueError(
       f"augment.policy={config.augment.policy!r} augments images; data.name={info.name!r} is {info.kind}"
     )
+  metric = config.eval.best_metric
+  if metric and metric not in BEST_METRICS[info.kind]:
+    raise ValueError(
+      f"eval.best_metric={metric!r}: expected one of {BEST_METRICS[info.kind]} for {info.kind} data, or '' "
+      "(fid for images, modes for points)"
+    )
+  if config.eval.every or config.eval.final:
+    evaluate.check_evaluable(config, info)
   gan = create_gan(config, info, fast_ops=xla_cpu.enabled())
   if config.model.conditional and not models.generator_classes(gan.generator):
     raise ValueError(f"model.name={config.model.name!r} has no conditional generator; expected model.conditional=False")

@@ -1,13 +1,31 @@
-"""Where a run's numbers and pictures go: metrics.jsonl, TensorBoard events, sample PNGs."""
+"""Where a run's numbers and pictures go: metrics.jsonl, TensorBoard events, optionally Weights & Biases.
+
+Every writer takes the same calls, so the loop drives them alike: `write` (a log step's scalars),
+`write_eval` (eval.jsonl records), `write_image` (a sample grid), `write_config` (the resolved config).
+TensorBoard tags: losses as logged (`d_loss`), evaluation metrics under `eval/` (`eval/fid`), the grid as
+`samples`, the config as the text `config` and as hparams; a population's members under `member_{m}/`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from gan_jax import config as config_lib
 from gan_jax.records import keep_records_until
+
+EVAL_PREFIX = "eval/"
+IMAGE_TAG = "samples"
+CONFIG_TAG = "config"
+# The hparams dashboard's metric columns: the evaluation metrics of images and of 2D points.
+HPARAM_METRICS = ("fid", "kid_mean", "is_mean", "precision", "recall", "density", "coverage", "modes", "high_quality")
+WANDB_ID_FILE = os.path.join("wandb", "gan_jax_run_id")
 
 
 def summary_writer_class() -> type:
@@ -28,8 +46,40 @@ def summary_writer_class() -> type:
   return SummaryWriter
 
 
+def member_prefix(member: int | None) -> str:
+  return "" if member is None else f"member_{member}/"
+
+
+def eval_scalars(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+  """{tag: value} of eval.jsonl records: numeric metrics only, under `eval/` and the record's member.
+
+  "step" and "member" place a value rather than being one; the nested protocol is not a metric.
+  """
+  out = {}
+  for record in records:
+    prefix = member_prefix(record.get("member")) + EVAL_PREFIX
+    for key, value in record.items():
+      if key in ("step", "member") or isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        continue
+      out[prefix + key] = float(value)
+  return out
+
+
+def hparam_values(config_dict: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+  """The config flattened to dotted keys, each a number, bool or string as the hparams dashboard takes them."""
+  out = {}
+  for key, value in config_lib.flatten(config_dict).items():
+    out[key] = value if isinstance(value, bool | int | float | str) else json.dumps(value)
+  return out
+
+
+def config_text(config_dict: Mapping[str, Any]) -> str:
+  """The config as indented JSON in a Markdown code block (TensorBoard renders text as Markdown)."""
+  return "```\n" + json.dumps(config_dict, indent=2, sort_keys=True) + "\n```"
+
+
 class MetricsWriter:
-  """Appends one JSON object per log step; on resume drops lines past the restored step.
+  """metrics.jsonl and TensorBoard; on resume drops lines and events past the restored step.
 
   Only the primary process (process 0 of a multi-host run) writes: every process holds the same metrics,
   and N of them appending to (and, on resume, rewriting) one file on a shared filesystem would garble it.
@@ -52,11 +102,137 @@ class MetricsWriter:
     record = {"step": int(step), **tagged, **{k: float(v) for k, v in scalars.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
-    prefix = "" if member is None else f"member_{member}/"
+    prefix = member_prefix(member)
     for k, v in scalars.items():
       self._tb.add_scalar(prefix + k, float(v), int(step))
+
+  def write_eval(self, step: int, records: Sequence[Mapping[str, Any]]) -> None:
+    """One evaluation's records (one per member), as eval.jsonl holds them; eval.jsonl itself is written elsewhere."""
+    if self._tb is None:
+      return
+    for tag, value in eval_scalars(records).items():
+      self._tb.add_scalar(tag, value, int(step))
+    self._tb.flush()
+
+  def write_image(self, step: int, picture: np.ndarray, tag: str = IMAGE_TAG) -> None:
+    """A uint8 picture, [H, W] (gray) or [H, W, 3]: the sample grid of `step`."""
+    if self._tb is None:
+      return
+    picture = np.asarray(picture, np.uint8)
+    self._tb.add_image(tag, picture, int(step), dataformats="HW" if picture.ndim == 2 else "HWC")
+    self._tb.flush()
+
+  def write_config(self, config_dict: Mapping[str, Any], step: int = 0) -> None:
+    """The resolved config as text and as hparams (dotted keys), so runs can be told apart and compared."""
+    if self._tb is None:
+      return
+    from tensorboardX.summary import hparams
+
+    self._tb.add_text(CONFIG_TAG, config_text(config_dict), int(step))
+    # The experiment and session-start summaries in this run's own file (add_hparams would open a sub-run).
+    experiment, session_start, _ = hparams(hparam_values(config_dict), {EVAL_PREFIX + m: 0.0 for m in HPARAM_METRICS})
+    self._tb.file_writer.add_summary(experiment, int(step))
+    self._tb.file_writer.add_summary(session_start, int(step))
+    self._tb.flush()
 
   def close(self) -> None:
     if self._file is not None:
       self._file.close()
       self._tb.close()
+
+
+class WandbWriter:
+  """The same calls, to a Weights & Biases run (`pip install gan-jax[wandb]`; WANDB_MODE=offline works unsynced).
+
+  The run's id is kept in DIR/wandb/, so a resumed training run logs into the same W&B run. W&B cannot
+  rewind: values of steps that a resumed run trains again stay as first logged. `run` replaces wandb.init
+  (a test's stand-in).
+  """
+
+  def __init__(self, workdir: str, *, project: str = "", primary: bool = True, run: Any = None):
+    self._run = None
+    if not primary:
+      return
+    if run is None:
+      run = _init_wandb(workdir, project)
+    self._run = run
+
+  def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
+    if self._run is not None:
+      prefix = member_prefix(member)
+      self._run.log({prefix + k: float(v) for k, v in scalars.items()}, step=int(step))
+
+  def write_eval(self, step: int, records: Sequence[Mapping[str, Any]]) -> None:
+    if self._run is not None:
+      self._run.log(eval_scalars(records), step=int(step))
+
+  def write_image(self, step: int, picture: np.ndarray, tag: str = IMAGE_TAG) -> None:
+    if self._run is not None:
+      import wandb
+
+      self._run.log({tag: wandb.Image(np.asarray(picture, np.uint8))}, step=int(step))
+
+  def write_config(self, config_dict: Mapping[str, Any], step: int = 0) -> None:
+    if self._run is not None:
+      # Changed values are allowed: a resumed run may change its learning rates.
+      self._run.config.update(hparam_values(config_dict), allow_val_change=True)
+
+  def close(self) -> None:
+    if self._run is not None:
+      self._run.finish()
+      self._run = None
+
+
+def _init_wandb(workdir: str, project: str) -> Any:
+  try:
+    import wandb
+  except ImportError:
+    raise ImportError("log.wandb=True needs Weights & Biases: `pip install gan-jax[wandb]`") from None
+  id_path = os.path.join(workdir, WANDB_ID_FILE)
+  if os.path.exists(id_path):
+    with open(id_path) as f:
+      run_id = f.read().strip()
+  else:
+    run_id = secrets.token_hex(6)  # W&B ids are letters and digits, unique in a project
+    os.makedirs(os.path.dirname(id_path), exist_ok=True)
+    with open(id_path, "w") as f:
+      f.write(run_id + "\n")
+  name = os.path.basename(os.path.abspath(workdir))
+  return wandb.init(project=project or None, dir=workdir, id=run_id, name=name, resume="allow")
+
+
+class Writers:
+  """Fans each call out to several writers (TensorBoard and metrics.jsonl, then W&B when enabled)."""
+
+  def __init__(self, writers: Sequence[Any]):
+    self.writers = list(writers)
+
+  def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
+    for w in self.writers:
+      w.write(step, scalars, member=member)
+
+  def write_eval(self, step: int, records: Sequence[Mapping[str, Any]]) -> None:
+    for w in self.writers:
+      w.write_eval(step, records)
+
+  def write_image(self, step: int, picture: np.ndarray, tag: str = IMAGE_TAG) -> None:
+    for w in self.writers:
+      w.write_image(step, picture, tag)
+
+  def write_config(self, config_dict: Mapping[str, Any], step: int = 0) -> None:
+    for w in self.writers:
+      w.write_config(config_dict, step)
+
+  def close(self) -> None:
+    for w in self.writers:
+      w.close()
+
+
+def open_writers(
+  workdir: str, resume_step: int, *, primary: bool = True, wandb: bool = False, wandb_project: str = ""
+) -> Writers:
+  """metrics.jsonl + TensorBoard, and a W&B run when `wandb` (config log.wandb, log.wandb_project)."""
+  writers: list[Any] = [MetricsWriter(workdir, resume_step, primary)]
+  if wandb:
+    writers.append(WandbWriter(workdir, project=wandb_project, primary=primary))
+  return Writers(writers)

@@ -1,0 +1,174 @@
+"""What a run leaves besides its checkpoints: sample grids (Sampler) and evaluations with the best checkpoints
+(Evaluator)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import records as records_lib
+from gan_jax.data import synthetic
+from gan_jax.eval import evaluate
+from gan_jax.eval import metrics as metrics_lib
+from gan_jax.images import save_samples
+from gan_jax.records import keep_records_until
+from gan_jax.train import checkpoint, guard
+from gan_jax.train.population import take_member
+from gan_jax.train.setup import Setup
+from gan_jax.train.state import GANState
+
+NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
+
+
+def sample_path(workdir: str, step: int) -> str:
+  return os.path.join(workdir, "samples", f"step_{step:07d}.png")
+
+
+class Sampler:
+  """Samples of the EMA generator on a fixed noise batch, for the PNGs saved during training."""
+
+  def __init__(self, setup: Setup):
+    gan, info = setup.gan, setup.info
+    n = NUM_FIXED_IMAGES if info.kind == "images" else NUM_FIXED_POINTS
+    self.z_NZ = jax.random.normal(jax.random.PRNGKey(setup.config.seed + 1), (n, gan.latent_dim))
+    self.kind = info.kind
+    self.reference = synthetic.MODES[info.name][0] if info.name in synthetic.MODES else None
+    self._generate = jax.jit(gan.generate)
+
+  def save(self, state: GANState, workdir: str, step: int) -> np.ndarray | None:
+    """Member 0's samples (the only member of a plain run); returns the picture written (process 0 only)."""
+    if jax.process_index() != 0:
+      return None
+    member = take_member((state.ema_params, state.g.stats), 0)
+    samples = np.asarray(self._generate(*member, jnp.asarray(self.z_NZ)))
+    return save_samples(sample_path(workdir, step), samples, self.kind, self.reference)
+
+
+class Evaluator:
+  """Scores every member's EMA generator under the evaluation protocol; keeps the best checkpoints.
+
+  Records go to eval.jsonl (with `member` in populations); checkpoints_best/ keeps the
+  `checkpoint.keep_best` best states by `eval.best_metric`, averaged over the members. A resumed run
+  drops the records and best checkpoints past its checkpoint (it trains and scores those steps again) and
+  counts the earlier records, `gan-jax eval --workdir` rows included, in its best score.
+  """
+
+  def __init__(self, setup: Setup, workdir: str, resume_step: int = 0):
+    gan, config, info = setup.gan, setup.config, setup.info
+    self.gan, self.config, self.workdir = gan, config, workdir
+    # Each member is scored with its own seed, so its record equals the one its run alone would write.
+    self.members = setup.members
+    self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
+    self.direction = metrics_lib.direction(self.metric)
+    self._generate = jax.jit(gan.generate)
+    self.best: dict | None = None
+    self.last: list[dict] = []
+    self._scores: dict[int, float] = {}  # step -> the members' mean of the metric
+    self._scored_steps: set[int] = set()
+    # Every process reads the records (so all agree on what a resumed step still owes); the primary alone cuts.
+    path = os.path.join(workdir, records_lib.EVAL_FILE)
+    kept = [r for r in records_lib.read_jsonl(path) if r.get("step", 0) <= resume_step]
+    if jax.process_index() == 0:
+      keep_records_until(path, resume_step)
+    by_step: dict[int, list[dict]] = {}
+    for r in kept:
+      self._scored_steps.add(r["step"])
+      if self.metric in r:
+        by_step.setdefault(r["step"], []).append(r)
+    for step, records in by_step.items():
+      self._note_score(step, records)
+    self._best_mngr = None
+    if config.checkpoint.keep_best:
+      self._best_mngr = checkpoint.manager(
+        workdir,
+        config.checkpoint.keep_best,
+        folder="checkpoints_best",
+        best_metric=self.metric,
+        best_mode=self.direction,
+      )
+      for stale in [s for s in self._best_mngr.all_steps() if s > resume_step]:
+        self._best_mngr.delete(stale)  # from before an interruption: this run trains and scores them again
+      self._keep_best(config.checkpoint.keep_best)
+
+  def has_record(self, step: int) -> bool:
+    return step in self._scored_steps
+
+  def _keep_best(self, keep: int) -> None:
+    """Trims checkpoints_best/ to the `keep` best by their eval.jsonl scores: a process killed between a save
+    and orbax's clean-up after it leaves one more."""
+    steps = self._best_mngr.all_steps()
+    if len(steps) <= keep:
+      return
+    ranked = sorted(steps, key=lambda s: self._scores.get(s, math.inf if self.direction == "min" else -math.inf))
+    ranked = ranked if self.direction == "min" else ranked[::-1]
+    for step in ranked[keep:]:
+      self._best_mngr.delete(step)
+
+  def run(self, state: GANState, step: int) -> None:
+    """Scores each member at `step`; appends the records, then saves the best checkpoint and waits for it."""
+    finite_M = np.asarray(guard.finite_members((state.ema_params, state.g.stats)))
+    if not finite_M.all():  # reached with train.check_finite=False only
+      raise guard.Diverged(
+        f"diverged: member {int(np.argmin(finite_M))}'s generator holds NaN or inf at step {step}, which leaves "
+        "nothing to evaluate; expected finite parameters (or eval.every=0 and eval.final=False)"
+      )
+    records = []
+    for m, member in enumerate(self.members):
+      params, stats = take_member((state.ema_params, state.g.stats), m)
+      generate_fn = evaluate.noise_sampler(
+        lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
+        self.gan.latent_dim,
+        seed=member.seed,
+      )
+      result = evaluate.evaluate(
+        generate_fn,
+        member,
+        num_samples=member.eval.num_samples or None,
+        feature_net=member.eval.feature_net,
+        inception_weights=member.eval.inception_weights,
+        seed=member.seed,
+        ema=True,
+        step=step,
+      )
+      records.append({"step": step, **({"member": m} if len(self.members) > 1 else {}), **result})
+    if jax.process_index() == 0:
+      for r in records:
+        records_lib.append_record(self.workdir, r)
+    self.last = records
+    self._scored_steps.add(step)
+    score = self._note_score(step, records) if self.metric in records[0] else None
+    if self._best_mngr is not None and score is not None:
+      self._best_mngr.save(step, args=checkpoint.save_args(state), metrics={self.metric: score}, force=True)
+      # Committed before the step's own checkpoint: a checkpointed step never still owes its best checkpoint.
+      self._best_mngr.wait_until_finished()
+
+  def _note_score(self, step: int, records: list[dict]) -> float:
+    """The members' mean of the metric at `step`, kept as the best when it beats the best so far."""
+    score = float(np.mean([r[self.metric] for r in records]))
+    self._scores[step] = score
+    if self.best is None or self._better(score, self.best["score"]):
+      self.best = {"step": step, "score": score}
+    return score
+
+  def _better(self, a: float, b: float) -> bool:
+    return a > b if self.direction == "max" else a < b
+
+  def summarize(self) -> None:
+    if not self.last or jax.process_index() != 0:
+      return
+    final = {k: v for k, v in self.last[0].items() if k not in ("protocol", "member") and isinstance(v, float | int)}
+    print(f"final evaluation (member 0): {json.dumps(final)}", file=sys.stderr)
+    if self.best is not None:
+      best = f"{self.best['score']:.4g} at step {self.best['step']}"
+      print(f"best {self.metric} (mean over members): {best}", file=sys.stderr)
+
+  def close(self) -> None:
+    if self._best_mngr is not None:
+      self._best_mngr.wait_until_finished()
+      self._best_mngr.close()

@@ -1,0 +1,95 @@
+"""The Python API: `gan_jax.load_run`, `train_and_evaluate`, `__version__`; `import gan_jax` loads none of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from importlib import metadata
+
+import numpy as np
+import pytest
+from helpers import ring_config
+
+import gan_jax
+from gan_jax import data
+from gan_jax.train import loop
+from gan_jax.train import run as run_lib
+
+PYPROJECT = pathlib.Path(gan_jax.__file__).resolve().parent.parent / "pyproject.toml"
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+: the independent reading of pyproject.toml
+
+
+def test_version_is_the_projects():
+  project_version = tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+  assert gan_jax.__version__ == project_version
+
+
+def test_version_without_installed_metadata_reads_pyproject(monkeypatch):
+  def not_installed(name):
+    raise metadata.PackageNotFoundError(name)
+
+  monkeypatch.setattr(metadata, "version", not_installed)
+  assert gan_jax._version() == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+
+
+def test_import_stays_light_until_the_api_is_used():
+  probe = (
+    "import sys, gan_jax; v = gan_jax.__version__; light = 'jax' not in sys.modules; "
+    "f = gan_jax.train_and_evaluate; print(light, 'jax' in sys.modules, sorted(gan_jax.__all__))"
+  )
+  out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+  assert out.split("\n")[0] == "True True ['__version__', 'load_run', 'train_and_evaluate']"
+  assert gan_jax.train_and_evaluate is loop.train_and_evaluate and gan_jax.load_run is run_lib.load_run
+  with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    gan_jax.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(
+  "info",
+  [
+    data.DatasetInfo("fashion_mnist", "images", (28, 28, 1), 10, 60000),
+    data.DatasetInfo("folder:/data/pics", "images", (64, 64, 3), 0, 17),
+    data.DatasetInfo("ring8", "points", (2,), 8, None),
+  ],
+)
+def test_info_round_trips_through_json(info):
+  saved = json.loads(json.dumps(data.info_to_json(info)))
+  assert saved["shape"] == list(info.shape) and data.info_from_json(saved) == info
+
+
+def test_info_from_json_reads_null_classes_and_refuses_other_dicts():
+  loaded = data.info_from_json(
+    {"name": "npz:a.npz", "kind": "images", "shape": [32, 32, 3], "num_classes": None, "num_examples": 9}
+  )
+  assert loaded == data.DatasetInfo("npz:a.npz", "images", (32, 32, 3), 0, 9)
+  with pytest.raises(ValueError, match="expected the keys"):
+    data.info_from_json({"name": "ring8", "kind": "points", "shape": [2]})
+  with pytest.raises(ValueError, match="kind images or points"):
+    data.info_from_json({"name": "x", "kind": "audio", "shape": [2], "num_classes": 0, "num_examples": 1})
+
+
+def test_load_run_of_2d_data_uses_the_saved_data_info(tmp_path):
+  workdir = str(tmp_path / "run")
+  gan_jax.train_and_evaluate(ring_config(**{"train.steps": 3}), workdir)
+  run = gan_jax.load_run(workdir)
+  points = run.generate(10, seed=0)
+  assert points.dtype == np.float32 and points.shape == (10, 2) and run.step == 3
+  np.testing.assert_array_equal(points, run_lib.generate(run, 10, seed=0))
+  path = os.path.join(workdir, "config.json")
+  with open(path) as f:
+    resolved = json.load(f)
+  assert data.info_from_json(resolved[run_lib.DATA_INFO_KEY]) == run.info == data.get_info(ring_config())
+  resolved["data"]["name"] = "gone"  # a dataset that cannot be found: only the saved data_info describes it
+  with open(path, "w") as f:
+    json.dump(resolved, f)
+  loaded = gan_jax.load_run(workdir)
+  assert loaded.info == run.info and "data_info" not in loaded.config
+  np.testing.assert_array_equal(loaded.generate(10, seed=0), points)
+  del resolved[run_lib.DATA_INFO_KEY]  # as a workdir written before config.json kept it: the dataset is asked
+  with open(path, "w") as f:
+    json.dump(resolved, f)
+  with pytest.raises(ValueError, match="unknown data.name 'gone'"):
+    gan_jax.load_run(workdir)
