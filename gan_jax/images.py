@@ -94,7 +94,7 @@ def save_samples(
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+  fig, ax = plt.subplots(figsize=(4, 4), dpi=144)  # as wide as the image grids
   if reference is not None:
     ax.scatter(reference[:, 0], reference[:, 1], s=30, c="tab:orange", marker="x", label="modes")
   ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, c="tab:blue", label="samples")

@@ -172,3 +172,28 @@ def test_wandb_offline_run_is_written_and_resumed(tmp_path, monkeypatch):
   again = writers.WandbWriter(workdir, project="gan-jax-test")  # a resumed training run: the same W&B run
   assert again._run.id == run_id
   again.close()
+
+
+def test_a_trained_run_shows_everything_in_tensorboard(tmp_path):
+  """Through the train loop: losses, each evaluation's metrics at its step, the sample grids, the config."""
+  from helpers import ring_config
+
+  from gan_jax.records import read_jsonl
+  from gan_jax.train import loop
+
+  workdir = tmp_path / "run"
+  config = ring_config(**{"eval.every": 3, "eval.num_samples": 256, "train.sample_every": 3})
+  loop.train_and_evaluate(config, str(workdir))
+  tags = values_by_tag(read_events(workdir / "tensorboard"))
+  evals = {r["step"]: r for r in read_jsonl(workdir / "eval.jsonl")}
+  assert sorted(evals) == [3, 6]
+  for metric in ("modes", "high_quality", "reverse_kl"):
+    assert [(s, v.simple_value) for s, v in tags[f"eval/{metric}"]] == [
+      (s, pytest.approx(evals[s][metric])) for s in (3, 6)
+    ]
+  assert [s for s, _ in tags["d_loss"]] == list(range(1, 7))
+  assert [s for s, _ in tags["samples"]] == [3, 6]
+  assert min(v.image.width for _, v in tags["samples"]) >= 512
+  ((_, text),) = tags["config/text_summary"]
+  shown = json.loads(text.tensor.string_val[0].decode().removeprefix("```\n").removesuffix("\n```"))
+  assert shown["train"]["steps"] == 6 and shown["data_info"]["name"] == "ring8" and "provenance" in shown

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
-  configure_jax()
+  configure_jax(distributed=args.command == "train")
   from gan_jax.cli import commands
   from gan_jax.train import guard
   from gan_jax.train.workdir import is_disk_full
@@ -101,8 +101,9 @@ def _quiet_orbax_teardown(unraisable) -> None:
   sys.__unraisablehook__(unraisable)
 
 
-def configure_jax() -> None:
-  """The process-wide JAX settings of every gan-jax command, here and nowhere else."""
+def configure_jax(distributed: bool = False) -> None:
+  """The process-wide JAX settings of every gan-jax command, here and nowhere else. `distributed`: join a
+  multi-host job when GAN_JAX_DISTRIBUTED=1 (parallel.maybe_initialize_distributed), before JAX starts."""
   import logging
 
   import jax
@@ -118,5 +119,9 @@ def configure_jax() -> None:
     jax.config.update("jax_compilation_cache_dir", os.path.join(root, "xla"))
     # Cache only programs worth it: loading a tiny one costs about what compiling it does.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  if distributed:
+    from gan_jax import parallel
+
+    parallel.maybe_initialize_distributed()  # must precede anything that starts a backend
   # The measured CPU speed settings (a no-op on GPU and TPU): see gan_jax/train/xla_cpu.py.
   xla_cpu.enable()

@@ -14,10 +14,8 @@ import numpy as np
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax import config as config_lib
-  from gan_jax import parallel
   from gan_jax.train.loop import train_and_evaluate
 
-  parallel.maybe_initialize_distributed()
   config = config_lib.load(args.config)
   config_lib.apply_overrides(config, overrides)
   train_and_evaluate(config, args.workdir)
