@@ -282,3 +282,20 @@ def test_run_generate_matches_the_cli_path(folder_run):
   np.testing.assert_array_equal(run.generate(8, seed=3, labels="1"), ones)
   with pytest.raises(ValueError, match="member=1: expected 0..0"):
     run.generate(2, member=1)
+
+
+def test_sample_cli_writes_the_npz_and_the_same_images_as_pngs(folder_run, tmp_path, capsys):
+  from PIL import Image
+
+  from gan_jax.cli import main
+
+  workdir, _ = folder_run
+  out, pngs = str(tmp_path / "s.npz"), tmp_path / "pngs"
+  assert main(["sample", "--workdir", workdir, "--num", "6", "--out", out, "--png", str(pngs), "--seed", "2"]) == 0
+  with np.load(out) as f:
+    images, labels = f["images"], f["labels"]
+  files = sorted(os.listdir(pngs))
+  assert files == [f"{i:05d}_label{labels[i]}.png" for i in range(6)]
+  for i, name in enumerate(files):
+    np.testing.assert_array_equal(np.asarray(Image.open(pngs / name)), images[i])
+  np.testing.assert_array_equal(images, gan_jax.load_run(workdir).generate(6, seed=2))

@@ -113,7 +113,8 @@ class FakeJob:
 def test_a_slurm_rerun_reattaches_to_live_jobs(tmp_path, monkeypatch):
   """A point whose job is still queued or running is waited for, not submitted again."""
   exp, out = write_experiment(tmp_path), str(tmp_path / "sweep")
-  (tmp_path / "two.py").write_text((tmp_path / "exp.py").read_text().replace("seeds(1)", "seeds(2)"))
+  with open(exp) as f:
+    (tmp_path / "two.py").write_text(f.read().replace("seeds(1)", "seeds(2)"))
   plan = load_sweep(str(tmp_path / "two.py"))
   manifest, records = sync_manifest(plan, out)
   records[0].start("earlier", job_id="111")  # submitted by an invocation that was killed

@@ -28,8 +28,8 @@ from flax import serialization, traverse_util
 
 from gan_jax import data, models
 from gan_jax.apps import inpaint, latent
-from gan_jax.eval.progress import progress_bar
 from gan_jax.models import layers
+from gan_jax.progress import progress_bar
 from gan_jax.train import run as run_lib
 
 DISCRIMINATION_WEIGHT = 0.1  # λ, Schlegl et al.'s

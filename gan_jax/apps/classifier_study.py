@@ -27,7 +27,7 @@ import optax
 
 from gan_jax import data, models
 from gan_jax.eval import features
-from gan_jax.eval.progress import progress_bar
+from gan_jax.progress import progress_bar
 from gan_jax.train import run as run_lib
 
 SETTINGS = ("real", "real+generated", "generated")

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from gan_jax.eval.progress import progress_bar
+from gan_jax.progress import progress_bar
 
 METHODS = ("linear", "slerp")
 # Below this angle (radians) slerp's sin(omega) division loses precision; the arc is a line there anyway.

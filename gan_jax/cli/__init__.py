@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     say(str(e))
     return 1
   except KeyboardInterrupt:
-    say("interrupted (nothing was being trained; nothing to save)")
+    say("interrupted; the same command redoes what was not checkpointed")
     return 130
   except Exception as e:
     if is_disk_full(e):

@@ -289,6 +289,7 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax.eval.evaluate import array_sampler, evaluate, evaluate_samples, real_floor
   from gan_jax.records import append_record
   from gan_jax.train import run as run_lib
+  from gan_jax.train import workdir as workdir_lib
 
   common = {
     "feature_net": args.feature_net,
@@ -314,7 +315,11 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     result = evaluate(generate_fn, run.config, num_samples=args.num, ema=ema, step=step, **common)
     # The train loop's record layout, so eval.jsonl reads the same whoever wrote a line.
     record = {"step": step, **({"member": args.member} if run.config.population.size > 1 else {}), **result}
-    append_record(args.workdir, record)
+    try:  # appended under the workdir's lock; a run training there owns eval.jsonl (it cuts it on resume)
+      with workdir_lib.WorkdirLock(args.workdir):
+        append_record(args.workdir, record)
+    except workdir_lib.WorkdirBusy as e:
+      print(f"note: not appended to eval.jsonl: {e}", file=sys.stderr)
   else:
     raise ValueError("give --workdir DIR, --samples FILE.npz, or --floor")
   print(json.dumps(record))

@@ -41,7 +41,7 @@ from gan_jax.eval.metrics import (
   precision_recall,
 )
 from gan_jax.eval.metrics.modes import HIGH_QUALITY_SIGMAS
-from gan_jax.eval.progress import progress_bar
+from gan_jax.progress import progress_bar
 from gan_jax.provenance import provenance
 
 DEFAULT_IMAGE_SAMPLES = 10_000

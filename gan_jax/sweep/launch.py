@@ -25,8 +25,10 @@ from typing import Any
 
 import ml_collections
 import submitit
+import tqdm
 
 from gan_jax import config as config_lib
+from gan_jax.progress import progress_bar
 from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
@@ -245,7 +247,28 @@ def child_env(parallel: int) -> dict[str, str]:
 def _log_status(record: PointRecord) -> None:
   last = record.error.splitlines()[-1:] if record.status == "failed" else []
   where = f" (member {record.member} of {record.group})" if record.group else ""
-  print(f"sweep: {record.status:<7} {record.name}{where}" + "".join(f": {line}" for line in last), file=sys.stderr)
+  tqdm.tqdm.write(f"sweep: {record.status:<7} {record.name}{where}" + "".join(f": {ln}" for ln in last), sys.stderr)
+
+
+class SweepBar:
+  """Points done of all, with how many run and failed, and the ETA; the status lines print above it."""
+
+  def __init__(self, jobs: Sequence[Job]):
+    self.bar = progress_bar(sum(len(j.records) for j in jobs), "sweep", "point")
+    self.running = self.failed = 0
+
+  def started(self, job: Job) -> None:
+    self.running += len(job.records)
+    self.bar.set_postfix(running=self.running, failed=self.failed)
+
+  def finished(self, job: Job) -> None:
+    self.running -= len(job.records)
+    self.failed += sum(r.status == "failed" for r in job.records)
+    self.bar.set_postfix(running=self.running, failed=self.failed, refresh=False)
+    self.bar.update(len(job.records))
+
+  def close(self) -> None:
+    self.bar.close()
 
 
 class _Interrupted(Exception):
@@ -281,6 +304,7 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
   env = child_env(parallel)
   queue, running = list(jobs), []
   previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+  bar = SweepBar(jobs)
   try:
     while queue or running:
       while queue and len(running) < parallel:
@@ -291,12 +315,14 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
             record.finish(_held_outcome(who))
             _log_status(record)
           manifest.save(directory)
+          bar.finished(job)
           continue
         proc = TrainProcess(train_command(manifest.config, job), job.workdir, env)
         for record in job.records:
           record.start(proc.start_time)
           _log_status(record)
         manifest.save(directory)
+        bar.started(job)
         running.append((job, proc))
       still = []
       for job, proc in running:
@@ -308,6 +334,7 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
           record.finish(outcome)
           _log_status(record)
         manifest.save(directory)
+        bar.finished(job)
       running = still
       if running:
         time.sleep(0.2)
@@ -317,6 +344,7 @@ def run_local(manifest: Manifest, directory: str, jobs: Sequence[Job], parallel:
     running = []
     raise guard.RunStopped(e.signum, "its runs checkpointed and stopped; the same command resumes the sweep") from None
   finally:
+    bar.close()
     for s, handler in previous.items():
       signal.signal(s, handler)
     for _, proc in running:
@@ -408,6 +436,9 @@ def run_submitit(
           _log_status(record)
         submitted_jobs.append((handle, job))
     manifest.save(directory)
+    bar = SweepBar(jobs)
+    for _, job in submitted_jobs:
+      bar.started(job)
     by_id = {handle.job_id: job for handle, job in submitted_jobs}
     poll_s = 1 if cluster == "local" else 30
     for handle in submitit.helpers.as_completed([h for h, _ in submitted_jobs], poll_frequency=poll_s):
@@ -420,6 +451,8 @@ def run_submitit(
         _log_status(record)
       finished.add(handle.job_id)
       manifest.save(directory)
+      bar.finished(by_id[handle.job_id])
+    bar.close()
   finally:
     for handle, _ in submitted_jobs:
       if handle.job_id not in finished:

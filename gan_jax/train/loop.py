@@ -14,10 +14,11 @@ from collections.abc import Iterator
 import jax
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 import tqdm
 
 from gan_jax import config as config_lib
-from gan_jax import data, parallel
+from gan_jax import data, losses, parallel
 from gan_jax.train import checkpoint, guard
 from gan_jax.train import workdir as workdir_lib
 from gan_jax.train import writers as writers_lib
@@ -26,7 +27,9 @@ from gan_jax.train.setup import Setup, build
 from gan_jax.train.state import GANState
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_fn=None) -> GANState:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str, *, loss_fn: losses.LossFn | None = None
+) -> GANState:
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name.
 
   A run is a population of M >= 1 members: one state stacked on a leading axis, one vmapped step. Bad input
@@ -56,7 +59,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, loss_
       lock.release()
 
 
-def _train(setup: Setup, workdir: str, state: GANState, mngr) -> GANState:
+def _train(setup: Setup, workdir: str, state: GANState, mngr: ocp.CheckpointManager) -> GANState:
   config, members, mesh = setup.config, setup.members, setup.mesh
   start, steps = int(state.step[0]), config.train.steps
   train_step = setup.train_step()
@@ -72,12 +75,12 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr) -> GANState:
   )
   writer.write_config(run_config_json(setup), step=start)
 
-  def sample(step: int) -> None:
+  def sample(state: GANState, step: int) -> None:
     picture = sampler.save(state, workdir, step)
     if picture is not None:
       writer.write_image(step, picture)
 
-  def evaluate(step: int) -> None:
+  def score(state: GANState, step: int) -> None:
     evaluator.run(state, step)
     writer.write_eval(step, evaluator.last)
 
@@ -92,10 +95,11 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr) -> GANState:
     mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
   )
   try:
+    # What the checkpointed step still owes: its run came from an older gan_jax, or eval.final was turned on since.
     if start and sample_due(start) and not os.path.exists(sample_path(workdir, start)):
-      sample(start)  # owed by a run killed before this change of order
+      sample(state, start)
     if start and eval_due(start) and not evaluator.has_record(start):
-      evaluate(start)
+      score(state, start)
     previous = None
     with guard.StopSignals() as stop:
       for step in range(start + 1, steps + 1):
@@ -115,9 +119,9 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr) -> GANState:
         if sample_due(step) or eval_due(step) or saving:
           check.state(step, state)
         if sample_due(step):
-          sample(step)
+          sample(state, step)
         if eval_due(step):
-          evaluate(step)
+          score(state, step)
         if saving:
           checkpoint.save(mngr, step, state)
           check.saved(step)
@@ -156,7 +160,7 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
     )
 
 
-def resume(setup: Setup, workdir: str) -> tuple[GANState, object]:
+def resume(setup: Setup, workdir: str) -> tuple[GANState, ocp.CheckpointManager]:
   """The state to train from (the newest checkpoint that restores, else a fresh one) and the checkpoint
   manager. Clears what a killed process left behind: unfinished saves, one checkpoint past `keep`."""
   config = setup.config
@@ -203,7 +207,7 @@ class FiniteCheck:
   """`train.check_finite`: losses at log steps and the whole state before anything is saved, on device; a
   non-finite value stops the run (guard.Diverged) with the newest saved checkpoint still finite."""
 
-  def __init__(self, on: bool, mngr):
+  def __init__(self, on: bool, mngr: ocp.CheckpointManager):
     self.on, self.last_saved = on, mngr.latest_step()
 
   def scalars(self, step: int, scalars_M: dict[str, np.ndarray]) -> None:

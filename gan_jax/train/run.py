@@ -14,6 +14,7 @@ from gan_jax import config as config_lib
 from gan_jax import data, models
 from gan_jax.eval import evaluate
 from gan_jax.images import to_uint8
+from gan_jax.progress import progress_bar
 from gan_jax.train import checkpoint
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
@@ -151,7 +152,11 @@ def generate_from(
       raise ValueError(f"labels_N has {len(labels_N)} labels for {num} samples; expected one per sample")
     labels_N = jnp.asarray(labels_N, jnp.int32)
   chunk = lambda i: None if labels_N is None else labels_N[i : i + batch_size]
-  out = [np.asarray(fn(params, stats, z_NZ[i : i + batch_size], chunk(i))) for i in range(0, num, batch_size)]
+  out = []
+  with progress_bar(num, "generate", "sample") as bar:
+    for i in range(0, num, batch_size):
+      out.append(np.asarray(fn(params, stats, z_NZ[i : i + batch_size], chunk(i))))
+      bar.update(len(out[-1]))
   return np.concatenate(out) if out else np.zeros((0, *run.gan.data_shape), np.float32)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 
-import jax
 import tqdm
 
 # Not on a terminal: the share of the total and the seconds between two lines, and how long a bar stays silent.
@@ -20,6 +19,8 @@ LOG_STEP, LOG_INTERVAL_S, LOG_DELAY_S = 0.05, 10.0, 5.0
 
 def progress_bar(total: int, desc: str, unit: str = "it") -> tqdm.tqdm:
   """A tqdm bar on stderr, counted in `unit`; use as a context manager and `update(n)` as work is done."""
+  import jax
+
   tty = sys.stderr.isatty()
   # Passed only when true: a `disable` argument would override tqdm's TQDM_DISABLE, which only sets defaults.
   off = {"disable": True} if jax.process_index() != 0 else {}
