@@ -207,13 +207,14 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys):
         open(os.path.join(root, name), "wb").close()
   stale = run / "checkpoints" / "7.orbax-checkpoint-tmp-1234"
   os.makedirs(stale / "default")
+  (run / "metrics.jsonl.tmp-999").write_text('{"step": 1')  # a log being cut when its process was killed
   status, err = train_cli(tmp_path, run, capsys, **{"train.steps": 9})
   assert status == 0, err
   warnings = [line for line in err if line.startswith("warning")]
   assert len(warnings) == 1 and warnings[0].startswith("warning: checkpoint 6 does not restore (")
   assert warnings[0].endswith(f"moved to {run / 'checkpoints_unreadable' / 'checkpoints_6'}")
   assert f"Resuming {run} from its checkpoint at step 3." in err
-  assert not stale.exists() and steps_in(run) == [3, 6, 9]
+  assert not stale.exists() and not (run / "metrics.jsonl.tmp-999").exists() and steps_in(run) == [3, 6, 9]
   assert losses_of(run) == losses_of(full)
 
 

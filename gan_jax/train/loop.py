@@ -162,34 +162,32 @@ def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def resume(setup: Setup, workdir: str) -> tuple[GANState, ocp.CheckpointManager]:
   """The state to train from (the newest checkpoint that restores, else a fresh one) and the checkpoint
-  manager. Clears what a killed process left behind: unfinished saves, one checkpoint past `keep`."""
-  config = setup.config
-  if jax.process_index() == 0:
-    workdir_lib.remove_stale_saves(workdir)
-  parallel.sync("gan_jax.resume.clean")
+  manager. Then, and only then (a refused restore changes nothing), clears what a killed process left
+  behind: unfinished saves, half-rewritten logs, checkpoints past `keep`, unreadable ones set aside."""
+  config, primary = setup.config, jax.process_index() == 0
   mngr = checkpoint.manager(workdir, config.checkpoint.keep)
   fresh = setup.init_state()
-  if mngr.latest_step() is None:
-    return fresh, mngr
-  try:
-    state, step, skipped = checkpoint.restore_newest(mngr, fresh)
-  except BaseException:
-    mngr.close()
-    raise
-  # Hyperparameters come from the config, so a resumed run (a population too) may change its learning rates.
-  state = state.replace(hparams=fresh.hparams)
-  del fresh  # its buffers are freed rather than held beside the restored ones
-  if skipped:
-    mngr.close()
-    if jax.process_index() == 0:
-      moved = checkpoint.set_aside(workdir, [s for s, _ in skipped])
-      for (s, why), where in zip(skipped, moved, strict=True):
-        print(f"warning: checkpoint {s} does not restore ({why}); moved to {where}", file=sys.stderr)
-    parallel.sync("gan_jax.resume.set_aside")
-    mngr = checkpoint.manager(workdir, config.checkpoint.keep)
-  if jax.process_index() == 0:
-    checkpoint.keep_newest(mngr, config.checkpoint.keep)
-  print(f"Resuming {workdir} from its checkpoint at step {step}.", file=sys.stderr)
+  state, step, skipped = fresh, 0, []
+  if mngr.latest_step() is not None:
+    try:
+      state, step, skipped = checkpoint.restore_newest(mngr, fresh)
+    except BaseException:
+      mngr.close()
+      raise
+    # Hyperparameters come from the config, so a resumed run (a population too) may change its learning rates.
+    state = state.replace(hparams=fresh.hparams)
+  del fresh  # on resume, its buffers are freed rather than held beside the restored ones
+  mngr.close()
+  if primary:
+    workdir_lib.remove_stale_files(workdir)
+    for (s, why), where in zip(skipped, checkpoint.set_aside(workdir, [s for s, _ in skipped]), strict=True):
+      print(f"warning: checkpoint {s} does not restore ({why}); moved to {where}", file=sys.stderr)
+  parallel.sync("gan_jax.resume.clean")
+  mngr = checkpoint.manager(workdir, config.checkpoint.keep)
+  if step:
+    if primary:
+      checkpoint.keep_newest(mngr, config.checkpoint.keep)
+    print(f"Resuming {workdir} from its checkpoint at step {step}.", file=sys.stderr)
   return state, mngr
 
 

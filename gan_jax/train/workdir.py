@@ -21,6 +21,9 @@ LOCK_NAME = ".lock"
 # orbax writes a step into `<step>.orbax-checkpoint-tmp-<n>` and renames it when complete: leftovers are
 # saves a killed process never finished.
 ORBAX_TMP_MARK = ".orbax-checkpoint-tmp"
+# A file being rewritten whole (write_json_atomic, records.keep_records_until) is first written beside it as
+# `NAME.tmp-...` or `.tmp-...`, then renamed over it.
+TMP_MARK = ".tmp-"
 
 
 class WorkdirBusy(ValueError):
@@ -130,24 +133,26 @@ def check_writable(workdir: str) -> None:
     raise ValueError(f"workdir {workdir!r}: {probe!r} is not writable; expected a directory this user can write")
 
 
-def remove_stale_saves(workdir: str, folders: tuple[str, ...] = ("checkpoints", "checkpoints_best")) -> list[str]:
-  """Deletes the unfinished orbax saves a killed process left behind; returns their paths. Hold the lock."""
-  removed = []
+def remove_stale_files(workdir: str, folders: tuple[str, ...] = ("checkpoints", "checkpoints_best")) -> list[str]:
+  """Deletes what a killed process left half-written: unfinished orbax saves, the temporary copy of a log being
+  cut (records.keep_records_until) or of config.json. Returns their paths. Hold the lock."""
+  stale = [os.path.join(workdir, n) for n in sorted(os.listdir(workdir)) if TMP_MARK in n]
   for folder in folders:
     path = os.path.join(workdir, folder)
-    if not os.path.isdir(path):
-      continue
-    for name in sorted(os.listdir(path)):
-      if ORBAX_TMP_MARK in name:
-        shutil.rmtree(os.path.join(path, name), ignore_errors=True)
-        removed.append(os.path.join(path, name))
-  return removed
+    if os.path.isdir(path):
+      stale += [os.path.join(path, n) for n in sorted(os.listdir(path)) if ORBAX_TMP_MARK in n]
+  for path in stale:
+    if os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    else:
+      os.remove(path)
+  return stale
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
   """Writes `path` whole or not at all: a temporary file beside it, fsynced, then renamed over it."""
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+  fd, tmp = tempfile.mkstemp(prefix=TMP_MARK, dir=directory)
   try:
     with os.fdopen(fd, "w") as f:
       json.dump(obj, f, indent=2, sort_keys=True)
