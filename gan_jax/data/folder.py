@@ -51,12 +51,7 @@ class Listing:
 
 def list_folder(spec: str) -> Listing:
   """The listing of `folder:PATH`; a missing folder or one without image files is a one-line ValueError."""
-  root = os.path.expanduser(spec[len(PREFIX) :])
-  if not root:
-    raise ValueError(f"data.name={spec!r} names no folder; expected folder:PATH")
-  if not os.path.isdir(root):
-    what = "is not a folder" if os.path.exists(root) else "does not exist"
-    raise ValueError(f"data.name={spec!r}: {root!r} {what}; expected a folder of PNG/JPEG images")
+  root = prepare.source_path(spec, PREFIX, folder=True, expected="a folder of PNG/JPEG images")
   found = []
   for directory, subdirs, names in os.walk(root):
     subdirs[:] = [d for d in subdirs if not d.startswith(".")]  # .ipynb_checkpoints, .git and the like

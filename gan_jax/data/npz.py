@@ -34,12 +34,7 @@ class Arrays:
 
 def load(spec: str, split: str, resolution: int, channels: int) -> Arrays:
   """`split` ("train" or "test") of `npz:PATH`; the file is read once per content and options."""
-  path = os.path.expanduser(spec[len(PREFIX) :])
-  if not path:
-    raise ValueError(f"data.name={spec!r} names no file; expected npz:PATH")
-  if not os.path.isfile(path):
-    what = "is not a file" if os.path.exists(path) else "does not exist"
-    raise ValueError(f"data.name={spec!r}: {path!r} {what}; expected an .npz with `images` or `points`")
+  path = prepare.source_path(spec, PREFIX, folder=False, expected="an .npz with `images` or `points`")
   stat = os.stat(path)
   splits = _splits(spec, path, stat.st_size, stat.st_mtime_ns, resolution, channels)
   if split not in splits:

@@ -8,6 +8,7 @@ to `data.channels`.
 from __future__ import annotations
 
 import math
+import os
 
 import ml_collections
 import numpy as np
@@ -63,3 +64,16 @@ def _converted(image: Image.Image, mode: str) -> Image.Image:
     wide = np.asarray(image, np.float64)
     image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), "L")
   return image if image.mode == mode else image.convert(mode)
+
+
+def source_path(spec: str, prefix: str, folder: bool, expected: str) -> str:
+  """The path of `data.name = PREFIX + PATH`: a one-line ValueError when it is empty, missing or of the other
+  kind (a file for a folder, or the reverse); `expected` says what it should hold."""
+  path = os.path.expanduser(spec[len(prefix) :])
+  kind = "folder" if folder else "file"
+  if not path:
+    raise ValueError(f"data.name={spec!r} names no {kind}; expected {prefix}PATH")
+  if not (os.path.isdir(path) if folder else os.path.isfile(path)):
+    what = f"is not a {kind}" if os.path.exists(path) else "does not exist"
+    raise ValueError(f"data.name={spec!r}: {path!r} {what}; expected {expected}")
+  return path
