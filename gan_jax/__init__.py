@@ -38,25 +38,12 @@ def __getattr__(name: str):
   if name in _LAZY:
     return getattr(importlib.import_module(_LAZY[name]), name)
   if name == "__version__":
-    globals()["__version__"] = version = _version()
+    from gan_jax.provenance import package_version  # stdlib only: stays light
+
+    globals()["__version__"] = version = package_version()
     return version
   raise AttributeError(f"module 'gan_jax' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
   return sorted(set(globals()) | set(__all__))
-
-
-def _version() -> str:
-  """The installed distribution's version; in a source tree that was never installed, pyproject.toml's."""
-  from importlib import metadata
-
-  try:
-    return metadata.version("gan_jax")
-  except metadata.PackageNotFoundError:
-    import pathlib
-    import re
-
-    pyproject = pathlib.Path(__file__).resolve().parent.parent / "pyproject.toml"
-    found = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
-    return found.group(1) if found else "0+unknown"

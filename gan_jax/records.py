@@ -6,6 +6,8 @@ import json
 import os
 from typing import Any
 
+from gan_jax import files
+
 EVAL_FILE = "eval.jsonl"
 
 
@@ -17,13 +19,7 @@ def keep_records_until(path: str, step: int) -> list[dict]:
   if not os.path.exists(path):
     return []
   kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-  # Rewritten beside and renamed over: a process killed here leaves the old file or the new one, never half.
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.writelines(json.dumps(r) + "\n" for r in kept)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  files.write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))  # a kill here leaves old or new, not half
   return kept
 
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import ring_config
 
 import gan_jax
-from gan_jax import data
+from gan_jax import data, provenance
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
 
@@ -32,7 +32,7 @@ def test_version_without_installed_metadata_reads_pyproject(monkeypatch):
     raise metadata.PackageNotFoundError(name)
 
   monkeypatch.setattr(metadata, "version", not_installed)
-  assert gan_jax._version() == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+  assert provenance.package_version() == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
 
 
 def test_import_stays_light_until_the_api_is_used():

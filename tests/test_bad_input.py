@@ -2,6 +2,7 @@
 the test's directory (a trained run among them) byte for byte as before."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -83,6 +84,18 @@ CASES = [
     "use the inception feature net",
   ),
   (
+    "eval-num-samples-few",
+    train(
+      "{new}", "--config.data.name=npz:{tmp}/gray60.npz", "--config.model.name=dcgan", "--config.eval.num_samples=5"
+    ),
+    "eval.num_samples=5: expected 0",
+  ),
+  (
+    "eval-real-split-small",
+    train("{new}", "--config.data.name=npz:{tmp}/gray20.npz", "--config.model.name=dcgan"),
+    "holds 2 test images",
+  ),
+  (
     "inception-weights-missing",
     train(
       "{new}",
@@ -144,6 +157,12 @@ CASES = [
   ("sample-nothing-to-write", ["sample", "--workdir", "{run}"], "expected --out FILE.npz, --png DIR or both"),
   ("sample-png-of-points", ["sample", "--workdir", "{run}", "--png", "{tmp}/pngs"], "is points"),
   ("sample-out-dir-missing", ["sample", "--workdir", "{run}", "--out", "{tmp}/no/dir/s.npz"], "No such file"),
+  ("sample-no-checkpoint", ["sample", "--workdir", "{tmp}/no_checkpoint", "--out", "{tmp}/s.npz"], "has no checkpoint"),
+  (
+    "sample-png-is-file",
+    ["sample", "--workdir", "{run}", "--out", "{tmp}/s.npz", "--png", "{tmp}/notes.txt"],
+    "notes.txt' is a file; expected a directory",
+  ),
   (
     "sample-labels-unconditional",
     ["sample", "--workdir", "{run}", "--labels", "1", "--out", "{tmp}/s.npz"],
@@ -190,7 +209,12 @@ def place(tmp_path_factory):
   np.savez(tmp / "wrong_key.npz", pictures=np.zeros((4, 28, 28, 1), np.uint8))
   np.savez(tmp / "no_images.npz", images=np.zeros((0, 28, 28, 1), np.uint8))
   np.save(tmp / "bare.npy", np.zeros((4, 2), np.float32))
-  np.savez(tmp / "rgb.npz", images=np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), np.uint8))
+  rng = np.random.default_rng(0)
+  np.savez(tmp / "rgb.npz", images=rng.integers(0, 256, (40, 32, 32, 3), np.uint8))
+  for n in (20, 60):
+    np.savez(tmp / f"gray{n}.npz", images=rng.integers(0, 256, (n, 28, 28, 1), np.uint8))
+  os.makedirs(tmp / "no_checkpoint")
+  shutil.copy(tmp / "run" / "config.json", tmp / "no_checkpoint" / "config.json")
   return tmp
 
 
@@ -224,4 +248,26 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, expected, place,
   err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
   assert status == 2, err
   assert len(err) == 1 and expected in err[0], err
+  assert snapshot(place) == before
+
+
+@pytest.mark.parametrize(
+  "variables, expected",
+  [
+    ({"JAX_NUM_PROCESSES": "2"}, "JAX_COORDINATOR_ADDRESS, JAX_PROCESS_ID unset"),
+    ({"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}, "'two'"),
+    ({"JAX_COORDINATOR_ADDRESS": "127.0.0.1:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"}, "JAX_PROCESS_ID=2"),
+  ],
+)
+def test_bad_multi_host_variables_are_one_line_exit_2(variables, expected, place, monkeypatch, capsys):
+  monkeypatch.setenv("GAN_JAX_DISTRIBUTED", "1")
+  for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    monkeypatch.delenv(name, raising=False)
+  for name, value in variables.items():
+    monkeypatch.setenv(name, value)
+  before = snapshot(place)
+  capsys.readouterr()
+  status = cli.main(["train", "--config", str(place / "exp.py"), "--workdir", str(place / "new_run")])
+  err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+  assert status == 2 and len(err) == 1 and expected in err[0], err
   assert snapshot(place) == before

@@ -6,8 +6,11 @@ import signal
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
+
+from gan_jax.train import run as run_lib
 
 pytestmark = pytest.mark.slow  # fast twins: tests/test_faults.py (each fault in-process)
 
@@ -72,6 +75,10 @@ def read(path) -> bytes:
     return f.read()
 
 
+def final_state(workdir):
+  return jax.device_get(run_lib.load_run(str(workdir)).state)
+
+
 def outcome(workdir) -> dict:
   folders = {f: sorted(os.listdir(os.path.join(workdir, f))) for f in ("checkpoints", "checkpoints_best")}
   logs = {name: read(os.path.join(workdir, f"{name}.jsonl")) for name in ("metrics", "eval")}
@@ -83,7 +90,7 @@ def test_kill_9_anywhere_loses_nothing(tmp_path):
   exp.write_text("from helpers import ring_config\n\ndef get_config(arg=None):\n  return ring_config()\n")
   cache = str(tmp_path / "cache")
   assert run(exp, tmp_path / "full", None, cache).returncode == 0
-  expected = outcome(tmp_path / "full")
+  expected, expected_state = outcome(tmp_path / "full"), final_state(tmp_path / "full")
   assert expected["checkpoints"] == ["10", "12", "metadata"] and len(expected["checkpoints_best"]) == 3
   chains = kill_points()
   assert sum(map(len, chains)) >= 20 and sum(e == "save" and d > 0 for c in chains for _, e, d in c) >= 3
@@ -95,3 +102,6 @@ def test_kill_9_anywhere_loses_nothing(tmp_path):
     finished = run(exp, workdir, None, cache)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert outcome(workdir) == expected, chain
+    # The newest checkpoint holds the same state, bit for bit.
+    for a, b in zip(jax.tree.leaves(final_state(workdir)), jax.tree.leaves(expected_state), strict=True):
+      np.testing.assert_array_equal(a, b)

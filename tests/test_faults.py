@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import losses_of, ring_config
 
-from gan_jax import cli, losses
+from gan_jax import cli, files, losses
 from gan_jax import config as config_lib
 from gan_jax.records import read_jsonl
 from gan_jax.train import checkpoint, guard, loop
@@ -24,8 +24,8 @@ from gan_jax.train.writers import MetricsWriter
 def snapshot(directory) -> dict[str, bytes]:
   """Every file under `directory` by relative path, with its bytes."""
   out = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
+  for root, _, names in os.walk(directory):
+    for name in names:
       path = os.path.join(root, name)
       with open(path, "rb") as f:
         out[os.path.relpath(path, directory)] = f.read()
@@ -201,8 +201,8 @@ def test_corrupt_latest_checkpoint_falls_back_with_a_warning(tmp_path, capsys):
   full, run = tmp_path / "full", tmp_path / "run"
   assert train_cli(tmp_path, full, capsys, **{"train.steps": 9})[0] == 0
   assert train_cli(tmp_path, run, capsys, **{"train.steps": 6})[0] == 0
-  for root, _, files in os.walk(run / "checkpoints" / "6"):
-    for name in files:
+  for root, _, names in os.walk(run / "checkpoints" / "6"):
+    for name in names:
       if os.path.basename(root) == "d":  # the array data files
         open(os.path.join(root, name), "wb").close()
   stale = run / "checkpoints" / "7.orbax-checkpoint-tmp-1234"
@@ -240,6 +240,7 @@ def test_a_failed_resume_writes_nothing(tmp_path, capsys):
   workdir = tmp_path / "run"
   assert train_cli(tmp_path, workdir, capsys)[0] == 0
   os.remove(workdir / "config.json")
+  os.makedirs(workdir / "checkpoints" / "9.orbax-checkpoint-tmp-7" / "default")  # stays: the resume is refused
   before = snapshot(workdir)
   status, err = train_cli(tmp_path, workdir, capsys, **{"train.steps": 9, "model.g_width": 32})
   assert status == 2 and len(err) == 1
@@ -261,8 +262,8 @@ def test_config_json_is_written_atomically(tmp_path, monkeypatch):
 
   monkeypatch.setattr(os, "fsync", fails)
   with pytest.raises(OSError):
-    workdir_lib.write_json_atomic(str(path), {"new": True})
-  assert path.read_text() == '{"old": true}' and os.listdir(tmp_path) == ["config.json"]
+    files.write_json_atomic(str(path), {"new": True})
+  assert path.read_text() == '{"old": true}' and os.listdir(tmp_path) == ["config.json"]  # no temporary left
 
 
 # ------------------------------------------------------------------------------- full disk

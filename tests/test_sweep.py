@@ -179,6 +179,13 @@ def test_dry_run_and_validation(tmp_path, capsys):
   penalty = write_experiment(tmp_path, 'return [{"penalty.name": "r3"}]', "penalty.py")
   with pytest.raises(ValueError, match=r"sweep point penalty.name=r3: unknown penalty 'r3'"):
     load_sweep(penalty)
+  # What depends on the data and the model is checked up front too, as the run itself would.
+  data_level = write_experiment(tmp_path, 'return [{"data.name": "ring8"}, {"eval.best_metric": "fid"}]', "data.py")
+  with pytest.raises(ValueError, match=r"sweep point eval.best_metric=fid: eval.best_metric='fid': expected one of"):
+    load_sweep(data_level)
+  model = write_experiment(tmp_path, 'return [{"model.name": "nope"}]', "model.py")
+  with pytest.raises(ValueError, match=r"sweep point model.name=nope: .*'nope'"):
+    load_sweep(model)
   cfg = config_lib.base_config()
   assert resources(cfg)["gpus_per_node"] == 1
   cfg.slurm = {"partition": "gpu", "gpus_per_node": 4, "account": "lab"}
@@ -206,13 +213,14 @@ def test_a_sweep_may_import_modules_next_to_its_file(tmp_path):
 
 @pytest.mark.slow  # test-all; the fast tier runs the local launcher on stand-in commands (interrupted points)
 def test_local_launcher_isolates_failures_and_retries_only_them(tmp_path, capsys, train_env):
-  exp = write_experiment(tmp_path, 'return seeds(3) + [{"seed": 0, "model.name": "nope"}]')
+  # A point that passes every up-front check but fails in its own process: more devices than its machine has.
+  exp = write_experiment(tmp_path, 'return seeds(3) + [{"seed": 0, "train.num_devices": 99}]')
   out = str(tmp_path / "sweep")
   assert sweep_main(["--config", exp, "--workdir", out, "--parallel", "2"]) == 1
   first = {p.name: p for p in Manifest.load(out).points}
   assert [first[f"seed={s}"].status for s in range(3)] == ["done"] * 3
-  failed = first["seed=0_model.name=nope"]
-  assert failed.status == "failed" and failed.returncode != 0 and "nope" in failed.error
+  failed = first["seed=0_train.num_devices=99"]
+  assert failed.status == "failed" and failed.returncode != 0 and "train.num_devices=99" in failed.error
   assert len(failed.error.splitlines()) <= 20
   for s in range(3):
     assert read_jsonl(os.path.join(out, f"seed={s}", "metrics.jsonl"))[-1]["step"] == 4
@@ -232,7 +240,7 @@ def test_local_launcher_isolates_failures_and_retries_only_them(tmp_path, capsys
   assert "4 points, 3 done already, running 1" in capsys.readouterr().err
   assert sweep_main(["--config", exp, "--workdir", out, "--dry-run"]) == 0  # lists what is left to run
   printed = capsys.readouterr()
-  assert printed.out.splitlines() == [f'{failed.name}\t{{"seed": 0, "model.name": "nope"}}']
+  assert printed.out.splitlines() == [f'{failed.name}\t{{"seed": 0, "train.num_devices": 99}}']
   assert "4 points, 3 done already, would run 1" in printed.err
   assert {p.name: p for p in Manifest.load(out).points} == second  # and writes nothing
 
@@ -442,7 +450,10 @@ def test_report_reads_each_point_from_its_member_rows(tmp_path):
 
 @pytest.mark.slow  # test-all; the fast tier groups points (test_vectorize_*) and trains populations elsewhere
 def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monkeypatch, train_env):
-  body = 'return [{"seed": s, "optim.d.lr": 2e-3} for s in (0, 1)] + [{"seed": s, "model.name": "no"} for s in (0, 1)]'
+  # The second group passes the up-front checks and fails in its job: more devices than the machine has.
+  body = (
+    'return [{"seed": s, "optim.d.lr": 2e-3} for s in (0, 1)] + [{"seed": s, "train.num_devices": 99} for s in (0, 1)]'
+  )
   exp = write_experiment(tmp_path, body)
   out = tmp_path / "sweep"
   assert sweep_main(["--config", exp, "--workdir", str(out), "--vectorize", "--launcher", "submitit-local"]) == 1
@@ -451,7 +462,7 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
   assert [(p.status, p.member) for p in points] == [("done", 0), ("done", 1), ("failed", 0), ("failed", 1)]
   assert good[0].group == good[1].group != bad[0].group == bad[1].group
   assert good[0].job_id == good[1].job_id != bad[0].job_id == bad[1].job_id
-  assert good[0].workdir == str(out / good[0].group) and "unknown model 'no'" in bad[1].error
+  assert good[0].workdir == str(out / good[0].group) and "train.num_devices=99" in bad[1].error
   assert {d for d in os.listdir(out) if not d.startswith((".", "results", "manifest"))} == {good[0].group, bad[0].group}
   with open(out / good[0].group / "config.json") as f:
     assert json.load(f)["population"]["size"] == 2

@@ -165,12 +165,12 @@ def test_runs_die_with_a_killed_sweep_and_the_rerun_finishes_once(tmp_path):
 
 
 @pytest.mark.slow  # fast twin: test_a_slurm_rerun_reattaches_to_live_jobs (the launcher's side)
-def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path):
+def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path, monkeypatch):
   exp, workdir = write_experiment(tmp_path, steps=3000), tmp_path / "point"
   executor = submitit.AutoExecutor(folder=str(tmp_path / "submitit"), cluster="local")
   executor.update_parameters(timeout_min=10)
   command = [sys.executable, "-m", "gan_jax", "train", "--config", exp, "--workdir", str(workdir)]
-  os.environ["PYTHONPATH"] = env()["PYTHONPATH"]  # the local executor's job inherits this process's environment
+  monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the local executor's job inherits this environment
   job = executor.submit(launch._SubmititPoint(), command, str(workdir))
   wait_for(lambda: len(read_jsonl(workdir / "metrics.jsonl")) >= 3, what="the job's first log rows")
   trainer = holder_pid(workdir)

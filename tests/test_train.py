@@ -12,7 +12,7 @@ from gan_jax import config as config_lib
 from gan_jax import data
 from gan_jax.cli import main
 from gan_jax.records import read_jsonl
-from gan_jax.train import loop
+from gan_jax.train import guard, loop
 from gan_jax.train.writers import MetricsWriter
 
 
@@ -63,7 +63,7 @@ def test_interrupted_run_resumes_bitwise(tmp_path, monkeypatch, capsys):
     raise Interrupted
 
   monkeypatch.setattr(data, "make_batches", dies_at_step_five)
-  with pytest.raises(Interrupted):
+  with pytest.raises(guard.RunFailed, match="failed at step 5 with Interrupted: ; its newest checkpoint, step 3"):
     loop.train_and_evaluate(config(), str(tmp_path / "resumed"))
   assert [r["step"] for r in losses_of(tmp_path / "resumed")] == [1, 2, 3, 4]
   assert [r["step"] for r in read_jsonl(tmp_path / "resumed" / "eval.jsonl")] == [2, 4]

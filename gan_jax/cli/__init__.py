@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from gan_jax.cli.parser import build_parser
 
@@ -38,12 +39,16 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(rest)
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
-  configure_jax(distributed=args.command == "train")
+  say = lambda msg: print(f"gan-jax {args.command}: {msg}", file=sys.stderr)
+  try:
+    configure_jax(distributed=args.command == "train")
+  except ValueError as e:  # the multi-host variables
+    say(f"error: {e}")
+    return 2
   from gan_jax.cli import commands
   from gan_jax.train import guard
   from gan_jax.train.workdir import is_disk_full
 
-  say = lambda msg: print(f"gan-jax {args.command}: {msg}", file=sys.stderr)
   try:
     return getattr(commands, args.handler)(args, overrides)
   except guard.RunStopped as e:
@@ -51,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     return e.exit_status
   except guard.Diverged as e:
     say(str(e))
+    return 1
+  except guard.RunFailed as e:  # a bug or a fault mid-run, not bad input: its traceback, then the line
+    traceback.print_exception(e.__cause__, file=sys.stderr)
+    say(f"error: {e}")
     return 1
   except KeyboardInterrupt:
     say("interrupted; the same command redoes what was not checkpointed")
@@ -110,7 +119,7 @@ def configure_jax(distributed: bool = False) -> None:
 
   sys.unraisablehook = _quiet_orbax_teardown
   # orbax logs each failed background write with its traceback through absl; the command reports the fault once.
-  logging.getLogger("absl").setLevel(logging.CRITICAL)
+  logging.getLogger("absl").addFilter(lambda r: not ("orbax" in r.pathname and r.levelno >= logging.ERROR))
   from gan_jax.train import xla_cpu
 
   if not jax.config.jax_compilation_cache_dir:

@@ -29,6 +29,8 @@ def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
   if not (args.out or args.png):
     raise ValueError("nothing to write: expected --out FILE.npz, --png DIR or both")
+  if args.png and os.path.exists(args.png) and not os.path.isdir(args.png):
+    raise ValueError(f"--png {args.png!r} is a file; expected a directory for the PNGs")
   run = run_lib.load_run(args.workdir)
   if args.png and run.info.kind != "images":
     raise ValueError(f"--png {args.png!r} writes images; data {run.info.name!r} is {run.info.kind}")
@@ -315,11 +317,13 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     result = evaluate(generate_fn, run.config, num_samples=args.num, ema=ema, step=step, **common)
     # The train loop's record layout, so eval.jsonl reads the same whoever wrote a line.
     record = {"step": step, **({"member": args.member} if run.config.population.size > 1 else {}), **result}
+    print(json.dumps(record))  # first: minutes of evaluation are never lost to the append below
     try:  # appended under the workdir's lock; a run training there owns eval.jsonl (it cuts it on resume)
       with workdir_lib.WorkdirLock(args.workdir):
         append_record(args.workdir, record)
-    except workdir_lib.WorkdirBusy as e:
+    except (OSError, workdir_lib.WorkdirBusy) as e:
       print(f"note: not appended to eval.jsonl: {e}", file=sys.stderr)
+    return 0
   else:
     raise ValueError("give --workdir DIR, --samples FILE.npz, or --floor")
   print(json.dumps(record))

@@ -8,6 +8,7 @@ from gan_jax.data.pipeline import (
   info_to_json,
   load_split,
   make_batches,
+  split_size,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
   "info_to_json",
   "load_split",
   "make_batches",
+  "split_size",
 ]

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
+from gan_jax.data import prepare
+
 SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 SPLIT_FILE_PREFIXES = {"train": "train", "test": "t10k"}
@@ -147,5 +149,9 @@ def prepared_builder(data_dir: str = "", source_dir: str = "") -> FashionMnistId
   """Prepares on first use (seconds); later calls find the array_record files and return at once."""
   builder = FashionMnistIdx(data_dir=data_dir or None, file_format="array_record", source_dir=source_dir)
   if not builder.is_prepared():
-    builder.download_and_prepare()
+    # Beside the version folder, not in it: TFDS renames its finished files into place as that folder.
+    with prepare.exclusive(f"{os.path.normpath(builder.data_dir)}.lock"):
+      builder = FashionMnistIdx(data_dir=data_dir or None, file_format="array_record", source_dir=source_dir)
+      if not builder.is_prepared():  # another run may have prepared it while this one waited
+        builder.download_and_prepare()
   return builder

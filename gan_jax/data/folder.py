@@ -156,6 +156,15 @@ def prepared_builder(spec: str, resolution: int, channels: int, data_dir: str = 
   prepared = os.path.join(data_dir, FolderImages.name, key, str(FolderImages.VERSION))
   if os.path.isfile(os.path.join(prepared, "dataset_info.json")):
     return tfds.builder_from_directory(prepared)
+  with prepare.exclusive(os.path.join(data_dir, FolderImages.name, f"{key}.lock")):
+    if os.path.isfile(os.path.join(prepared, "dataset_info.json")):  # prepared meanwhile by another run
+      return tfds.builder_from_directory(prepared)
+    return _prepare(spec, listing, key, resolution, channels, data_dir)
+
+
+def _prepare(
+  spec: str, listing: Listing, key: str, resolution: int, channels: int, data_dir: str
+) -> tfds.core.DatasetBuilder:
   modes = [_probe(os.path.join(listing.root, f)) for f in listing.files]
   readable = [f for f, mode in zip(listing.files, modes, strict=True) if mode is not None]
   if not readable:

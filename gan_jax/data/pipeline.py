@@ -134,6 +134,14 @@ def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   )
 
 
+def split_size(config: ml_collections.ConfigDict, split: str) -> int:
+  """The number of examples in `split` of an image dataset (preparing it on first use)."""
+  data = config.data
+  if data.name.startswith(npz.PREFIX):
+    return len(npz.load(data.name, split, *prepare.options(config)).x)
+  return _builder(*_builder_key(config)).info.splits[split].num_examples
+
+
 def excluded_classes(config: ml_collections.ConfigDict, kind: str, num_classes: int) -> tuple[int, ...]:
   """data.exclude_classes, e.g. (3, 5), sorted and checked against a dataset of `kind` with `num_classes` labels."""
   given = config.data.exclude_classes

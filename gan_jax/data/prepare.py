@@ -7,8 +7,11 @@ to `data.channels`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
+from collections.abc import Iterator
 
 import ml_collections
 import numpy as np
@@ -48,7 +51,7 @@ def fit(image: Image.Image, resolution: int, channels: int) -> np.ndarray:
   mode = "L" if channels == 1 else "RGB"
   width, height = image.size
   side = min(width, height)
-  # JPEG decodes at 1/2, 1/4 or 1/8 scale when that still covers the target: large photos load several times faster.
+  # JPEG decodes at a reduced scale when that still covers the target, so large photos load faster.
   image.draft(mode, (math.ceil(resolution * width / side), math.ceil(resolution * height / side)))
   image = _converted(ImageOps.exif_transpose(image), mode)
   width, height = image.size
@@ -77,3 +80,19 @@ def source_path(spec: str, prefix: str, folder: bool, expected: str) -> str:
     what = f"is not a {kind}" if os.path.exists(path) else "does not exist"
     raise ValueError(f"data.name={spec!r}: {path!r} {what}; expected {expected}")
   return path
+
+
+@contextlib.contextmanager
+def exclusive(path: str) -> Iterator[None]:
+  """Holds an OS lock on the file `path`: the runs of a sweep that start together prepare a new dataset once, the
+  others waiting and then reading it, instead of racing TFDS's final rename. The file goes when the holder is
+  done; whoever waited on it, or comes later, finds the dataset prepared (callers check again under the lock)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      if os.path.exists(path):
+        os.remove(path)
+      fcntl.flock(f, fcntl.LOCK_UN)

@@ -165,6 +165,18 @@ def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -
       )
     return
   _feature_net_for(config, info, config.eval.feature_net, config.eval.inception_weights)
+  need = max(IS_SPLITS, PRECISION_RECALL_K + 1, DENSITY_COVERAGE_K + 1)
+  if 0 < config.eval.num_samples < need:
+    raise ValueError(
+      f"eval.num_samples={config.eval.num_samples}: expected 0 (the protocol's {DEFAULT_IMAGE_SAMPLES}) or at least "
+      f"{need} (the Inception Score's splits, the nearest-neighbour metrics' k + 1)"
+    )
+  real, real_need = data.split_size(config, "test"), max(PRECISION_RECALL_K, DENSITY_COVERAGE_K) + 1
+  if real < real_need:
+    raise ValueError(
+      f"data.name={info.name!r} holds {real} test images; the nearest-neighbour metrics need at least {real_need}: "
+      "expected more images (a tenth of a folder or npz is held out), or eval.every=0 and eval.final=False"
+    )
 
 
 def _feature_net_for(

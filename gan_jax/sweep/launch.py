@@ -34,7 +34,7 @@ from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
 from gan_jax.train import guard
 from gan_jax.train import workdir as workdir_lib
-from gan_jax.train.options import Options
+from gan_jax.train.setup import check_config
 
 LOG_NAME = "train.log"
 ERROR_LINES = 20
@@ -69,7 +69,7 @@ class Sweep:
 
 
 def load_sweep(spec: str) -> Sweep:
-  """Calls the experiment's `get_sweep(arg)` and checks every point's config as a run would (train.options)."""
+  """Calls the experiment's `get_sweep(arg)` and checks every point's config as a run would (train.setup)."""
   path, sep, arg = spec.partition(":")
   module = config_lib.import_file(path)
   if not hasattr(module, "get_sweep"):
@@ -87,7 +87,7 @@ def load_sweep(spec: str) -> Sweep:
     cfg = base.copy_and_resolve_references()
     try:
       config_lib.apply_overrides(cfg, point)
-      Options.from_config(cfg)
+      check_config(cfg)
     except (KeyError, ValueError, TypeError, ImportError) as e:
       msg = e.args[0] if isinstance(e, KeyError) and e.args else e
       raise ValueError(f"sweep point {name}: {msg}") from e

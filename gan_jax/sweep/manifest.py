@@ -8,6 +8,8 @@ import json
 import os
 from typing import Any
 
+from gan_jax import files
+
 MANIFEST = "manifest.json"
 STATUSES = ("pending", "running", "done", "failed")
 
@@ -55,11 +57,7 @@ class Manifest:
   def save(self, directory: str) -> None:
     """Written whole to a temporary file then renamed, so a crash never leaves half a manifest."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, MANIFEST)
-    with open(path + ".tmp", "w") as f:
-      json.dump(dataclasses.asdict(self), f, indent=2)
-      f.write("\n")
-    os.replace(path + ".tmp", path)
+    files.write_atomic(os.path.join(directory, MANIFEST), json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
   @classmethod
   def load(cls, directory: str) -> Manifest:

@@ -26,6 +26,7 @@ def manager(
   folder: str = "checkpoints",
   best_metric: str | None = None,
   best_mode: str = "min",
+  read_only: bool = False,
 ) -> ocp.CheckpointManager:
   """The latest `keep` checkpoints, or with `best_metric` the best `keep` by that metric. A folder that holds
   checkpoints of another layout is refused (before anything is written to it)."""
@@ -34,13 +35,15 @@ def manager(
   options = ocp.CheckpointManagerOptions(
     max_to_keep=keep,
     enable_async_checkpointing=True,
-    create=True,
+    create=not read_only,
+    read_only=read_only,  # loading a run (sample, eval) writes nothing into its workdir
     best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
     best_mode=best_mode,
     keep_checkpoints_without_metrics=not best_metric,
   )
   # The handler named up front lets item_metadata() read a checkpoint's shapes before any restore.
-  return ocp.CheckpointManager(path, options=options, metadata=METADATA, item_handlers=ocp.StandardCheckpointHandler())
+  metadata = None if read_only else METADATA
+  return ocp.CheckpointManager(path, options=options, metadata=metadata, item_handlers=ocp.StandardCheckpointHandler())
 
 
 def saved_steps(workdir: str, folder: str = "checkpoints") -> list[int]:

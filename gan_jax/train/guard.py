@@ -3,7 +3,7 @@ last finite checkpoint).
 
 Exit statuses (cli): a run stopped by a signal exits 128 + the signal's number, as a shell reports a process
 killed by it (SIGINT 130, SIGTERM 143, SIGUSR2 140): schedulers and shells read it as "interrupted" while the
-checkpoint makes a rerun resume. A diverged run exits 1.
+checkpoint makes a rerun resume. A diverged or failed run exits 1.
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ class RunStopped(Exception):
 
 class Diverged(RuntimeError):
   """A loss or the state became NaN or infinite; nothing non-finite was saved."""
+
+
+class RunFailed(RuntimeError):
+  """Training (or its evaluation) raised after the run started: not bad input, and nothing past the newest
+  checkpoint is kept. The cause, a bug or a fault, comes with its traceback."""
+
+  def __init__(self, step: int, last_saved: int | None, cause: BaseException):
+    first = next((line for line in str(cause).splitlines() if line.strip()), "")
+    kept = f"its newest checkpoint, step {last_saved}, is kept" if last_saved else "no checkpoint was saved"
+    super().__init__(f"failed at step {step} with {type(cause).__name__}: {first}; {kept}")
 
 
 class StopSignals:

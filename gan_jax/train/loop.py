@@ -7,6 +7,7 @@ may still owe after an older version of a run (an evaluation, a sample grid) is 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import orbax.checkpoint as ocp
 import tqdm
 
 from gan_jax import config as config_lib
-from gan_jax import data, losses, parallel
+from gan_jax import data, files, losses, parallel, registry
 from gan_jax.train import checkpoint, guard
 from gan_jax.train import workdir as workdir_lib
 from gan_jax.train import writers as writers_lib
@@ -33,47 +34,68 @@ def train_and_evaluate(
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name.
 
   A run is a population of M >= 1 members: one state stacked on a leading axis, one vmapped step. Bad input
-  raises ValueError before anything in `workdir` changes; the workdir is locked for the run's life.
+  raises ValueError before anything in `workdir` changes; the workdir is locked for the run's life. Past that
+  point a failure is a guard.RunFailed (or RunStopped, Diverged, a full disk), its checkpoint kept.
   """
   setup = build(config, loss_fn)
   check_resumable(config, workdir)
   primary = jax.process_index() == 0
   created = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)
-  lock = workdir_lib.WorkdirLock(workdir).acquire() if primary else None
+  lock = hold(workdir, primary)
   try:
     state, mngr = resume(setup, workdir)
   except BaseException:
-    if lock is not None:  # refused: the workdir is left as it was found
-      lock.release(undo=True)
-      if created and not os.listdir(workdir):
-        os.rmdir(workdir)
+    lock.release(undo=True)  # refused: the workdir is left as it was found
+    if primary and created and not os.listdir(workdir):
+      os.rmdir(workdir)
     raise
-  try:
+  with contextlib.ExitStack() as cleanup:  # each runs, whatever the others raise
+    cleanup.callback(lock.release)
+    cleanup.callback(mngr.close)
+    resolved = run_config_json(setup, loss_fn)
     if primary:
-      workdir_lib.write_json_atomic(os.path.join(workdir, "config.json"), run_config_json(setup))
-    return _train(setup, workdir, state, mngr)
-  finally:
-    mngr.close()
-    if lock is not None:
-      lock.release()
+      files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
+    return _train(setup, workdir, state, mngr, cleanup, resolved)
 
 
-def _train(setup: Setup, workdir: str, state: GANState, mngr: ocp.CheckpointManager) -> GANState:
+def hold(workdir: str, primary: bool) -> workdir_lib.WorkdirLock:
+  """The workdir's lock, taken by process 0; when it is refused, every process raises WorkdirBusy."""
+  lock, busy = workdir_lib.WorkdirLock(workdir), None
+  if primary:
+    try:
+      lock.acquire()
+    except workdir_lib.WorkdirBusy as e:
+      busy = e
+  if parallel.max_over_processes(int(busy is not None)):
+    raise busy or workdir_lib.WorkdirBusy(f"workdir {workdir!r} is in use; process 0 could not lock it")
+  return lock
+
+
+def _train(
+  setup: Setup,
+  workdir: str,
+  state: GANState,
+  mngr: ocp.CheckpointManager,
+  cleanup: contextlib.ExitStack,
+  resolved: dict,
+) -> GANState:
   config, members, mesh = setup.config, setup.members, setup.mesh
   start, steps = int(state.step[0]), config.train.steps
+  primary = jax.process_index() == 0
   train_step = setup.train_step()
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
   sampler = Sampler(setup)
-  evaluator = Evaluator(setup, workdir, resume_step=start)
-  writer = writers_lib.open_writers(
-    workdir,
-    resume_step=start,
-    primary=jax.process_index() == 0,
-    wandb=config.log.wandb,
-    wandb_project=config.log.wandb_project,
+  evaluator = cleanup.enter_context(contextlib.closing(Evaluator(setup, workdir, resume_step=start)))
+  writer = cleanup.enter_context(
+    contextlib.closing(
+      writers_lib.open_writers(
+        workdir, resume_step=start, primary=primary, wandb=config.log.wandb, wandb_project=config.log.wandb_project
+      )
+    )
   )
-  writer.write_config(run_config_json(setup), step=start)
+  cleanup.callback(mngr.wait_until_finished)
+  writer.write_config(resolved, step=start)
 
   def sample(state: GANState, step: int) -> None:
     picture = sampler.save(state, workdir, step)
@@ -87,13 +109,16 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr: ocp.CheckpointMana
   eval_due = lambda s: bool(config.eval.every and s % config.eval.every == 0) or (s == steps and config.eval.final)
   sample_due = lambda s: s % config.train.sample_every == 0 or s == steps
   check = FiniteCheck(config.train.check_finite, mngr)
-  bar = tqdm.tqdm(
-    total=steps,
-    initial=start,
-    desc="train",
-    disable=jax.process_index() != 0,
-    mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
+  bar = cleanup.enter_context(
+    tqdm.tqdm(
+      total=steps,
+      initial=start,
+      desc="train",
+      mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
+      **({} if primary else {"disable": True}),  # an explicit disable=False would override TQDM_DISABLE
+    )
   )
+  step = start
   try:
     # What the checkpointed step still owes: its run came from an older gan_jax, or eval.final was turned on since.
     if start and sample_due(start) and not os.path.exists(sample_path(workdir, start)):
@@ -114,7 +139,7 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr: ocp.CheckpointMana
             writer.write(step, {k: v[m] for k, v in scalars_M.items()}, member=m if len(members) > 1 else None)
           bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_M.items() if k in ("d_loss", "g_loss")})
           check.scalars(step, scalars_M)
-        stopping = stop_agreed(stop.signum, step, config.train.log_every)
+        stopping = stop_agreed(stop.signum, step, config.train.log_every) if step < steps else None
         saving = step % config.checkpoint.every == 0 or step == steps or stopping
         if sample_due(step) or eval_due(step) or saving:
           check.state(step, state)
@@ -128,11 +153,12 @@ def _train(setup: Setup, workdir: str, state: GANState, mngr: ocp.CheckpointMana
         if stopping:
           mngr.wait_until_finished()
           raise guard.RunStopped(stopping, f"checkpoint saved at step {step}; the same command resumes {workdir!r}")
-  finally:
-    bar.close()
-    writer.close()
-    mngr.wait_until_finished()
-    evaluator.close()
+  except (guard.RunStopped, guard.Diverged):
+    raise
+  except Exception as e:
+    if workdir_lib.is_disk_full(e):
+      raise
+    raise guard.RunFailed(step, check.last_saved, e) from e
   evaluator.summarize()
   return state
 
@@ -183,10 +209,11 @@ def resume(setup: Setup, workdir: str) -> tuple[GANState, ocp.CheckpointManager]
     for (s, why), where in zip(skipped, checkpoint.set_aside(workdir, [s for s, _ in skipped]), strict=True):
       print(f"warning: checkpoint {s} does not restore ({why}); moved to {where}", file=sys.stderr)
   parallel.sync("gan_jax.resume.clean")
+  if parallel.max_over_processes(step) != -parallel.max_over_processes(-step):
+    raise RuntimeError(f"the processes restored checkpoints of different steps (this one: {step}); check {workdir!r}")
   mngr = checkpoint.manager(workdir, config.checkpoint.keep)
   if step:
-    if primary:
-      checkpoint.keep_newest(mngr, config.checkpoint.keep)
+    checkpoint.keep_newest(mngr, config.checkpoint.keep)  # on every process: orbax's delete waits for all
     print(f"Resuming {workdir} from its checkpoint at step {step}.", file=sys.stderr)
   return state, mngr
 
@@ -232,14 +259,17 @@ class FiniteCheck:
     )
 
 
-def run_config_json(setup: Setup) -> dict:
+def run_config_json(setup: Setup, loss_fn: losses.LossFn | None = None) -> dict:
   """config.json: the resolved config, the data's shape and classes (so loading a run needs no dataset) and
-  provenance."""
+  provenance. A `loss_fn` given in Python is recorded as loss.name by its import path, so a resume from the
+  command line uses the same loss, or refuses in one line when the function cannot be imported."""
   from gan_jax import provenance
 
-  return config_lib.run_config_json(
-    setup.config, data_info=data.info_to_json(setup.info), provenance=provenance.provenance()
-  )
+  config = setup.config
+  if loss_fn is not None:
+    config = config.copy_and_resolve_references()
+    config.loss.name = registry.describe(loss_fn)
+  return config_lib.run_config_json(config, data_info=data.info_to_json(setup.info), provenance=provenance.provenance())
 
 
 def step_batches(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -75,11 +77,12 @@ def load_run(workdir: str) -> Run:
   # Only the networks: sampling needs no loss, and a user's loss module need not be importable here.
   gan = create_gan(config, info)
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
-  mngr = checkpoint.manager(workdir, config.checkpoint.keep)
-  if mngr.latest_step() is None:
+  if not checkpoint.saved_steps(workdir):
     raise FileNotFoundError(f"workdir {workdir!r} has no checkpoint yet; expected checkpoints/ from a train run")
-  state = checkpoint.restore(mngr, like)
-  mngr.close()
+  with contextlib.closing(checkpoint.manager(workdir, config.checkpoint.keep, read_only=True)) as mngr:
+    state, step, skipped = checkpoint.restore_newest(mngr, like)
+  for s, why in skipped:
+    print(f"warning: checkpoint {s} of {workdir} does not restore ({why}); loaded step {step}", file=sys.stderr)
   return Run(config, info, gan, state)
 
 

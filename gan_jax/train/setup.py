@@ -46,9 +46,12 @@ class Setup:
     return sharded_train_step(self.gan, self.options, self.mesh, xla_cpu.compiler_options())
 
 
-def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) -> Setup:
-  """Validates the config (train.options), prepares the dataset's metadata and builds the networks, the
-  optimizers and the device mesh; `loss_fn` overrides loss.name. Writes nothing."""
+def check_config(
+  config: ml_collections.ConfigDict, loss_fn: Callable | None = None
+) -> tuple[Options, data.DatasetInfo, GAN]:
+  """Every check a run makes of its config before it starts (train.options, the data, the evaluation, the
+  model): what `build` and `gan-jax sweep` (for each point) ask. Prepares the dataset's metadata; writes
+  nothing into a workdir."""
   options = Options.from_config(config, loss_fn)
   info = data.get_info(config)
   if options.augment_policy and info.kind != "images":
@@ -66,6 +69,13 @@ def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) ->
   gan = create_gan(config, info, fast_ops=xla_cpu.enabled())
   if config.model.conditional and not models.generator_classes(gan.generator):
     raise ValueError(f"model.name={config.model.name!r} has no conditional generator; expected model.conditional=False")
+  return options, info, gan
+
+
+def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) -> Setup:
+  """Checks the config (check_config) and builds the networks, the optimizers and the device mesh; `loss_fn`
+  overrides loss.name. Writes nothing."""
+  options, info, gan = check_config(config, loss_fn)
   mesh = parallel.make_mesh(config.train.num_devices, config.population.size, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
   return Setup(config, info, member_configs(config), options, gan, mesh)

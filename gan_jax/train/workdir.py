@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
 import socket
-import tempfile
 import time
-from typing import Any
+
+from gan_jax import files
 
 LOCK_NAME = ".lock"
 # orbax writes a step into `<step>.orbax-checkpoint-tmp-<n>` and renames it when complete: leftovers are
 # saves a killed process never finished.
 ORBAX_TMP_MARK = ".orbax-checkpoint-tmp"
-# A file being rewritten whole (write_json_atomic, records.keep_records_until) is first written beside it as
-# `NAME.tmp-...` or `.tmp-...`, then renamed over it.
-TMP_MARK = ".tmp-"
 
 
 class WorkdirBusy(ValueError):
@@ -134,9 +130,9 @@ def check_writable(workdir: str) -> None:
 
 
 def remove_stale_files(workdir: str, folders: tuple[str, ...] = ("checkpoints", "checkpoints_best")) -> list[str]:
-  """Deletes what a killed process left half-written: unfinished orbax saves, the temporary copy of a log being
-  cut (records.keep_records_until) or of config.json. Returns their paths. Hold the lock."""
-  stale = [os.path.join(workdir, n) for n in sorted(os.listdir(workdir)) if TMP_MARK in n]
+  """Deletes what a killed process left half-written: unfinished orbax saves, the temporary copy of a file being
+  replaced (gan_jax.files). Returns their paths. Hold the lock."""
+  stale = [os.path.join(workdir, n) for n in sorted(os.listdir(workdir)) if files.TMP_MARK in n]
   for folder in folders:
     path = os.path.join(workdir, folder)
     if os.path.isdir(path):
@@ -147,22 +143,6 @@ def remove_stale_files(workdir: str, folders: tuple[str, ...] = ("checkpoints", 
     else:
       os.remove(path)
   return stale
-
-
-def write_json_atomic(path: str, obj: Any) -> None:
-  """Writes `path` whole or not at all: a temporary file beside it, fsynced, then renamed over it."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=TMP_MARK, dir=directory)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def is_disk_full(error: BaseException) -> bool:

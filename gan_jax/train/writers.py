@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from gan_jax import config as config_lib
+from gan_jax import files
 from gan_jax.records import keep_records_until
 
 EVAL_PREFIX = "eval/"
@@ -189,14 +190,14 @@ def _init_wandb(workdir: str, project: str) -> Any:
   except ImportError:
     raise ImportError("log.wandb=True needs Weights & Biases: `pip install gan-jax[wandb]`") from None
   id_path = os.path.join(workdir, WANDB_ID_FILE)
+  run_id = ""
   if os.path.exists(id_path):
     with open(id_path) as f:
       run_id = f.read().strip()
-  else:
+  if not run_id:
     run_id = secrets.token_hex(6)  # W&B ids are letters and digits, unique in a project
     os.makedirs(os.path.dirname(id_path), exist_ok=True)
-    with open(id_path, "w") as f:
-      f.write(run_id + "\n")
+    files.write_atomic(id_path, run_id + "\n")
   name = os.path.basename(os.path.abspath(workdir))
   return wandb.init(project=project or None, dir=workdir, id=run_id, name=name, resume="allow")
 
