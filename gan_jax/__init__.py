@@ -1,8 +1,8 @@
 """gan_jax: functional, data-parallel GAN research in JAX/Flax.
 
 Layers, each importing only from itself and the layers above it in this list:
-  core        config, registry, losses, penalties, diffaugment, parallel, images, records, provenance, progress
-              (the top-level modules)
+  core        config, registry, losses, penalties, diffaugment, parallel, images, records, files, provenance,
+              progress (the top-level modules)
   data/       datasets and the input pipeline
   models/     generator / discriminator families; fast_ops (CPU-only custom gradients)
   eval/       metrics, feature networks, the evaluation protocol, curves against references
