@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
   "dcgan28": ROOT / "experiments" / "bench_dcgan28.py",
   "mlp_gan": ROOT / "experiments" / "bench_mlp_gan.py",
-  "ring8": ROOT / "experiments" / "ring8.py",
+  "ring8": ROOT / "experiments" / "mlp2d_baseline.py",
 }
 
 

@@ -7,7 +7,7 @@
 Each loss is paired with no penalty and with R1 (weight 0.1, i.e. gamma = 0.2); wasserstein is paired
 with its gradient penalty instead, since without a Lipschitz constraint its critic is unbounded.
 `--vectorize` trains the 5 seeds of a pair as one population. The networks and recipe are those of
-experiments/ring8.py (3x128 MLPs, Adam 1e-3, batch 256); PacGAN's (4x400 G, maxout D, 400k
+experiments/mlp2d_baseline.py (3x128 MLPs, Adam 1e-3, batch 256); PacGAN's (4x400 G, maxout D, 400k
 updates) are far larger, so the numbers are comparable in kind, not digit for digit. Results:
 docs/studies.md.
 
@@ -30,7 +30,7 @@ MARGIN = ["hinge", "least_squares", "relativistic_hinge"]
 
 
 def get_config(arg=None):
-  c = config_lib.load(os.path.join(os.path.dirname(__file__), f"ring8.py:{arg or 'ring8'}"))
+  c = config_lib.load(os.path.join(os.path.dirname(__file__), f"mlp2d_baseline.py:{arg or 'ring8'}"))
   c.penalty.weight = 0.1
   c.train.steps = 4000 if (arg or "ring8") == "ring8" else 6000
   c.train.log_every = 200

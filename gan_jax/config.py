@@ -50,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.exclude_classes = ()
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | resnet | a name registered in gan_jax.models.
+  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | pacgan_mlp | resnet | a name registered in gan_jax.models.
   c.model.latent_dim = 100  # Size of z ~ N(0, I).
   c.model.g_width = 64  # Base channel / unit count of G; meaning is per model.
   c.model.d_width = 64  # Base channel / unit count of D.
@@ -63,6 +63,10 @@ def base_config() -> ml_collections.ConfigDict:
   # How a conditional D uses labels: projection (Miyato & Koyama 2018) | acgan (a class head trained
   # with loss.acgan_weight, Odena et al. 2017).
   c.model.d_conditioning = "projection"
+  # PacGAN packing (Lin et al. 2018): D scores this many examples joined into one input, so it sees B / pac
+  # inputs; a penalty is on the packed inputs. 1: unpacked. Batch per device divisible by it; unconditional.
+  c.model.pac = 1
+  c.model.minibatch_std = False  # Append the batch's mean feature std before D's last hidden layer (Karras 2018).
 
   c.loss = ml_collections.ConfigDict()
   c.loss.name = "non_saturating"  # A registered name or "package.module:function".

@@ -2,7 +2,7 @@
 
   .venv/bin/python scripts/population_speedup.py [--ks 1 4 8 16] [--steps 1000] [--repeats 3] [--cpu-devices 2]
 
-On experiments/ring8.py (mlp2d): for each K, members with seeds 0..K-1 and discriminator rates spread
+On experiments/mlp2d_baseline.py (mlp2d): for each K, members with seeds 0..K-1 and discriminator rates spread
 over [2e-4, 2e-3] train `--steps` steps either as one run with `population=K`, or as K calls of
 `train_and_evaluate`, one member each. With `--cpu-devices N` the population also trains with its
 members split over N CPU devices (JAX_NUM_CPU_DEVICES=N, train.member_devices auto; K = 1 keeps one
@@ -34,7 +34,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENT = os.path.join(ROOT, "experiments", "ring8.py")
+EXPERIMENT = os.path.join(ROOT, "experiments", "mlp2d_baseline.py")
 DOC = os.path.join(ROOT, "docs", "populations.md")
 BEGIN, END = "<!-- population_speedup: begin -->", "<!-- population_speedup: end -->"
 COMPILE_EVENTS = (

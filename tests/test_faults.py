@@ -278,7 +278,7 @@ def test_full_disk_stops_in_one_line_and_resumes(tmp_path):
     pytest.skip("cannot mount a tmpfs here")
   overrides = ["--config.train.steps=200", "--config.checkpoint.every=20", "--config.checkpoint.keep=100"]
   train = lambda workdir: subprocess.run(
-    [sys.executable, "-m", "gan_jax", "train", "--config", "experiments/ring8.py", "--workdir", str(workdir),
+    [sys.executable, "-m", "gan_jax", "train", "--config", "experiments/mlp2d_baseline.py", "--workdir", str(workdir),
      *overrides, "--config.eval.final=False"],
     capture_output=True, text=True, timeout=300,
   )  # fmt: skip

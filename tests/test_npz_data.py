@@ -131,6 +131,7 @@ def test_rewritten_file_is_read_again(tmp_path):
   assert data.get_info(c).num_examples == 27
 
 
+@pytest.mark.slow  # fast twins: test_folder_data's folder run (the same image path end to end), the npz unit tests
 def test_npz_run_trains_evaluates_and_loads(tmp_path, monkeypatch):
   """A 28x28 gray npz scores with the shipped Fashion-MNIST classifier; its run loads from config.json alone."""
   monkeypatch.setenv(evaluate.CACHE_ENV, str(tmp_path / "cache"))

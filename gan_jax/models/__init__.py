@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from gan_jax import penalties
 from gan_jax.data import DatasetInfo
 from gan_jax.models.layers import check_norm
 from gan_jax.registry import Registry
@@ -64,6 +65,7 @@ def get(
   """
   dtype = dtype_of(compute_dtype)
   generator, discriminator = MODELS.get(model_config.name)(model_config, info)
+  check_d_options(model_config, discriminator)
   pair = []
   for module in (generator, discriminator):
     fields = {f.name for f in dataclasses.fields(module)}
@@ -77,6 +79,51 @@ def get(
       changes["fast_ops"] = True
     pair.append(module.clone(**changes) if changes else module)
   return pair[0], pair[1]
+
+
+# The mode-collapse remedies a discriminator takes as fields of the same names (mlp.MLPDiscriminator's).
+D_OPTIONS = {"pac": 1, "minibatch_std": False}
+
+
+def check_d_options(model_config: ml_collections.ConfigDict, discriminator: nn.Module) -> None:
+  """model.pac and model.minibatch_std in range, and set only for a family whose D takes them."""
+  pac = model_config.get("pac", 1)
+  if not isinstance(pac, int) or isinstance(pac, bool) or pac < 1:
+    raise ValueError(f"model.pac={pac!r}: expected an integer >= 1 (1: no packing)")
+  if pac > 1 and model_config.get("conditional", False):
+    raise ValueError(f"model.pac={pac} packs unlabelled examples; expected model.conditional=False")
+  fields = {f.name for f in dataclasses.fields(discriminator)}
+  for key, default in D_OPTIONS.items():
+    value = model_config.get(key, default)
+    if value != default and key not in fields:
+      raise ValueError(
+        f"model.{key}={value!r}: model.name={model_config.name!r} has no D with this option; expected "
+        f"model.{key}={default!r} or a model among mlp_gan, mlp2d, pacgan_mlp"
+      )
+
+
+def check_pac(model_config: ml_collections.ConfigDict, batch_per_device: int) -> None:
+  """Packing joins examples within one device's share of the batch, so that share must divide evenly."""
+  pac = model_config.get("pac", 1)
+  if batch_per_device % pac:
+    raise ValueError(
+      f"model.pac={pac}: the batch per device, {batch_per_device}, is not divisible by it; expected "
+      f"train.batch_size / devices a multiple of {pac}"
+    )
+
+
+def packed_penalty(penalty_fn: penalties.PenaltyFn, pac: int) -> penalties.PenaltyFn:
+  """`penalty_fn` on a packed D's own inputs: examples grouped [B/pac, pac, ...], so that gradient norms,
+  interpolation weights and the mean are per packed input, as for an unpacked D on the joined examples."""
+  if pac == 1:
+    return penalty_fn
+
+  def packed(d_fn: penalties.DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+    group = lambda x: x.reshape(x.shape[0] // pac, pac, *x.shape[1:])
+    ungrouped_d_fn = lambda x_bm: d_fn(x_bm.reshape(-1, *x_bm.shape[2:]))
+    return penalty_fn(ungrouped_d_fn, group(real), group(fake), rng)
+
+  return packed
 
 
 D_CONDITIONINGS = ("projection", "acgan")

@@ -180,3 +180,49 @@ def discriminator_head(
   embed = nn.Embed(num_classes, h_BF.shape[-1], embedding_init=nn.initializers.xavier_uniform())
   embed_BF = normed(norm, embed, train, post_norm=False)(class_labels(labels_B, h_BF.shape[0], num_classes))
   return logits_B + jnp.sum(embed_BF * h_BF, axis=-1)
+
+
+def pack(x_B: jax.Array, pac: int) -> jax.Array:
+  """PacGAN's packing (Lin et al. 2018): examples [B, ...] -> [B/pac, pac * ...], consecutive examples joined.
+
+  Flat inputs [B, F] become [B/pac, pac*F] ([a, b, c, d] -> [a|b], [c|d] for pac = 2); images [B, H, W, C]
+  are joined on channels, [B/pac, H, W, pac*C], as in PacGAN's image experiments.
+  """
+  if pac == 1:
+    return x_B
+  B = x_B.shape[0]
+  if B % pac:
+    raise ValueError(f"model.pac={pac}: D got {B} examples; expected a batch per device divisible by {pac}")
+  if x_B.ndim == 4:
+    _, H, W, C = x_B.shape
+    return x_B.reshape(B // pac, pac, H, W, C).transpose(0, 2, 3, 1, 4).reshape(B // pac, H, W, pac * C)
+  return x_B.reshape(B // pac, -1)
+
+
+def init_batch(x_B: jax.Array, pac: int) -> jax.Array:
+  """`x_B` cycled up to a multiple of `pac` examples: parameter shapes do not depend on the batch, and
+  initialisation (train.state) calls D on two examples whatever model.pac is."""
+  B = x_B.shape[0]
+  return x_B if B % pac == 0 else jnp.resize(x_B, (-(-B // pac) * pac, *x_B.shape[1:]))
+
+
+def minibatch_std(h_BF: jax.Array, train: bool) -> jax.Array:
+  """[B, F] -> [B, F + 1]: the batch's standard deviation of each feature, averaged over the features, appended
+  to every example (Karras et al. 2018), so D can see a batch with too little variety.
+
+  In train mode the statistics are the global batch's, averaged over the data axis as batch_norm's (on one
+  device, no collective), so a step does not depend on the device layout. Like batch norm it makes each logit
+  depend on the whole batch.
+  """
+  # Outside the sharded step (train=False) there is no data axis to average over.
+  pmean = parallel.pmean if train else (lambda tree: tree)
+  mean_F = pmean(jnp.mean(h_BF, axis=0))
+  var_F = pmean(jnp.mean(jnp.square(h_BF - mean_F), axis=0))
+  std = jnp.mean(jnp.sqrt(var_F + 1e-8))
+  return jnp.concatenate([h_BF, jnp.broadcast_to(std, (h_BF.shape[0], 1)).astype(h_BF.dtype)], axis=-1)
+
+
+def maxout(h_BF: jax.Array, pieces: int) -> jax.Array:
+  """[B, U*pieces] -> [B, U]: each unit the max of its `pieces` consecutive features (Goodfellow et al. 2013;
+  TF's tf.contrib.layers.maxout, which PacGAN's D uses)."""
+  return jnp.max(h_BF.reshape(*h_BF.shape[:-1], h_BF.shape[-1] // pieces, pieces), axis=-1)

@@ -1,4 +1,7 @@
-"""MLP GANs: the classic 28x28 tutorial GAN and a small pair for the 2D mode-collapse benchmarks."""
+"""MLP GANs: the classic 28x28 tutorial GAN, a small pair for the 2D mode-collapse benchmarks and PacGAN's.
+
+Their discriminators take the mode-collapse remedies model.pac (PacGAN packing) and model.minibatch_std.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,11 @@ from gan_jax.models.layers import (
   class_labels,
   dense,
   discriminator_head,
+  init_batch,
+  maxout,
+  minibatch_std,
   normed,
+  pack,
 )
 
 
@@ -57,12 +64,20 @@ class MLPDiscriminator(nn.Module):
   conditioning: str = "projection"
   dtype: jax.typing.DTypeLike | None = None  # the Dense layers' compute dtype; the logits are float32
   fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
+  pac: int = 1  # > 1: scores `pac` examples joined (layers.pack), returning B / pac logits (PacGAN)
+  minibatch_std: bool = False  # the last hidden layer also sees layers.minibatch_std's feature
+  pieces: int = 1  # > 1: hidden layers are maxout units of this many pieces instead of LeakyReLU (PacGAN's D)
 
   @nn.compact
   def __call__(self, x: jax.Array, labels_B: jax.Array | None = None, *, train: bool):
     h = x.reshape((x.shape[0], -1))
-    for w in self.widths:
-      h = nn.leaky_relu(normed(self.norm, dense(w, fast_ops=self.fast_ops, dtype=self.dtype), train)(h), 0.2)
+    if self.pac > 1:
+      h = pack(init_batch(h, self.pac) if self.is_initializing() else h, self.pac)
+    for i, w in enumerate(self.widths):
+      if self.minibatch_std and i == len(self.widths) - 1:
+        h = minibatch_std(h, train)
+      h = normed(self.norm, dense(w * self.pieces, fast_ops=self.fast_ops, dtype=self.dtype), train)(h)
+      h = maxout(h, self.pieces) if self.pieces > 1 else nn.leaky_relu(h, 0.2)
       h = ExampleDropout(self.dropout)(h, train=train)
     return discriminator_head(
       h,
@@ -76,10 +91,19 @@ class MLPDiscriminator(nn.Module):
     )
 
 
-def _discriminator(cfg, info, widths: tuple[int, ...], dropout: float) -> MLPDiscriminator:
+def _discriminator(cfg, info, widths: tuple[int, ...], dropout: float, pieces: int = 1) -> MLPDiscriminator:
   norm = d_norm(cfg)
   classes = conditioning_classes(cfg, info)
-  return MLPDiscriminator(widths, dropout, norm=norm, num_classes=classes, conditioning=cfg.d_conditioning)
+  return MLPDiscriminator(
+    widths,
+    dropout,
+    norm=norm,
+    num_classes=classes,
+    conditioning=cfg.d_conditioning,
+    pac=cfg.get("pac", 1),
+    minibatch_std=cfg.get("minibatch_std", False),
+    pieces=pieces,
+  )
 
 
 @register("mlp_gan", default_d_norm="none")
@@ -106,3 +130,25 @@ def mlp2d(cfg, info):
     spectral_norm=cfg.g_spectral_norm,
   )
   return generator, _discriminator(cfg, info, (cfg.d_width,) * 3, 0.0)
+
+
+# Maxout pieces per unit of PacGAN's discriminator.
+PACGAN_PIECES = 5
+
+
+@register("pacgan_mlp", default_d_norm="none")
+def pacgan_mlp(cfg, info):
+  """PacGAN's 2D networks (Lin et al. 2018, after VEEGAN's): G 4 x [Dense g_width, BatchNorm, ReLU] then a
+  linear output; D 3 x maxout(d_width units, 5 pieces) then Dense 1. The paper's sizes: g_width 400,
+  d_width 200 (experiments/pacgan_2d.py)."""
+  classes = conditioning_classes(cfg, info)
+  generator = MLPGenerator(
+    (cfg.g_width,) * 4,
+    info.shape,
+    activation="relu",
+    batch_norm=True,
+    tanh=False,
+    num_classes=classes,
+    spectral_norm=cfg.g_spectral_norm,
+  )
+  return generator, _discriminator(cfg, info, (cfg.d_width,) * 3, 0.0, pieces=PACGAN_PIECES)

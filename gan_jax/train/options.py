@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from gan_jax import diffaugment, losses, penalties
+from gan_jax import diffaugment, losses, models, penalties
 from gan_jax.train import population, state
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
@@ -61,7 +61,9 @@ class Options:
     loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
     losses.check(loss)
     pen_options = {"one_sided": True} if penalty.one_sided else {}
-    pen = None if penalty.name == "none" else penalties.get(penalty.name, **pen_options)
+    pen = None
+    if penalty.name != "none":  # a packed D's penalty is on its packed inputs (models.packed_penalty)
+      pen = models.packed_penalty(penalties.get(penalty.name, **pen_options), config.model.pac)
     population.member_configs(config)  # population.* must fit population.size
     state.optimizers(config)  # schedules by name
     return cls(

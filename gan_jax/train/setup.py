@@ -78,4 +78,5 @@ def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) ->
   options, info, gan = check_config(config, loss_fn)
   mesh = parallel.make_mesh(config.train.num_devices, config.population.size, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
+  models.check_pac(config.model, config.train.batch_size // mesh.shape[parallel.AXIS])
   return Setup(config, info, member_configs(config), options, gan, mesh)
