@@ -8,8 +8,8 @@ The recipe experiments/sweep_2d_recipes.py found (docs/studies.md): 3x128 MLPs, 
 (weight 0.1, i.e. gamma 0.2, applied lazily on every 4th D update at 4x the weight), Adam 3e-3 for both nets
 decaying to 0 on a cosine, batch 256, an EMA of G (0.999) for sampling, 24,000 steps (wall time:
 docs/studies.md). Expected over the 10 seeds: 25 modes in every seed, 96.3% +- 0.1% of the points
-high-quality (worst seed 95.7%) and reverse KL 0.006 +- 0.001 (mean +- s.e.), beating PacGAN4's 24.8 modes, 93.6% and 0.04. The first,
-single-seed recipe is `experiments/mlp2d_baseline.py:grid25`.
+high-quality (worst seed 95.7%) and reverse KL 0.006 +- 0.001 (mean +- s.e.), beating PacGAN4's 24.8 modes,
+93.6% and 0.04. The first, single-seed recipe is `experiments/mlp2d_baseline.py:grid25`.
 """
 
 from gan_jax.config import base_config
