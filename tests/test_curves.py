@@ -109,3 +109,20 @@ def test_sweep_globs_skip_files_and_unstarted_points(tmp_path, capsys):
   assert "manifest.json': not a run workdir" in captured.err and "failed_early': not a run workdir" in captured.err
   with pytest.raises(FileNotFoundError, match="no run among .*failed_early"):
     curves.run_dirs([str(tmp_path / "failed_early"), str(tmp_path / "manifest.json")])
+
+
+def test_population_members_carry_their_own_seeds(tmp_path):
+  """Members of a population without population.seed count up from `seed`, as population.member_configs does."""
+  import json
+
+  from gan_jax import config as config_lib
+  from gan_jax.eval import curves as curves_lib
+  from gan_jax.train.population import member_configs
+
+  c = config_lib.base_config()
+  c.data.name, c.seed, c.population.size = "ring8", 5, 3
+  (tmp_path / "config.json").write_text(json.dumps(config_lib.run_config_json(c)))
+  rows = [{"step": 1, "member": m, "d_loss": 1.0 + m} for m in range(3)]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  seeds = [s.config["seed"] for s in curves_lib.load_series(str(tmp_path))]
+  assert seeds == [m.seed for m in member_configs(c)] == [5, 6, 7]

@@ -72,6 +72,8 @@ def load_series(workdir: str) -> list[Series]:
     member_cfg.update(
       {key: config["population"][name][m] for name, key in config_lib.MEMBER_KEYS.items() if config["population"][name]}
     )
+    if not config["population"]["seed"]:  # member_configs' default: the members' seeds count up from `seed`
+      member_cfg["seed"] = config["seed"] + m
     if member_cfg.get("model.name") in models.names():  # "" and the family's default norm: one experiment
       model = {"name": member_cfg["model.name"], "d_norm": member_cfg["model.d_norm"]}
       member_cfg["model.d_norm"] = models.d_norm(model)
