@@ -1,8 +1,8 @@
 """One-class anomaly detection on Fashion-MNIST (Schlegl et al. 2017's AnoGAN, the one-class protocol).
 
-The default DCGAN (experiments/dcgan_fashion_mnist.py) trained on nine classes, one held out (the config's
-argument, 0 by default); `gan-jax anomaly` then scores test images by latent search, and the held-out class's
-images are the anomalies its AUROC separates from the rest:
+The first default DCGAN (experiments/dcgan_fashion_mnist_baseline.py) trained on nine classes, one held out (the
+config's argument, 0 by default); `gan-jax anomaly` then scores test images by latent search, and the held-out
+class's images are the anomalies its AUROC separates from the rest:
 
   gan-jax sweep --config experiments/anomaly_fashion_mnist.py --workdir runs/anomaly --parallel 1
   for point in runs/anomaly/*/; do gan-jax anomaly --workdir "$point" >> runs/anomaly/auroc.jsonl; done
@@ -31,7 +31,7 @@ def get_config(arg=None):
   held_out = int(arg or 0)
   if not 0 <= held_out < fashion_mnist.NUM_CLASSES:
     raise ValueError(f"held-out class {arg!r}: expected 0..{fashion_mnist.NUM_CLASSES - 1}")
-  c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist.py"))
+  c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist_baseline.py"))
   c.data.exclude_classes = (held_out,)
   return c
 

@@ -1,9 +1,9 @@
 """PacGAN's Table 1 rows GAN, PacGAN2 (ring) and PacGAN4 (grid) with PacGAN's networks (Lin et al. 2018).
 
-  gan-jax train --config experiments/pacgan_2d.py:ring8 --workdir runs/pacgan_ring8_gan
-  gan-jax train --config experiments/pacgan_2d.py:ring8,2 --workdir runs/pacgan_ring8_pac2
-  gan-jax train --config experiments/pacgan_2d.py:grid25 --workdir runs/pacgan_grid25_gan
-  gan-jax train --config experiments/pacgan_2d.py:grid25,4 --workdir runs/pacgan_grid25_pac4
+  gan-jax train --config experiments/pacgan_2d.py:ring8 --workdir runs/pacgan_ring8
+  gan-jax train --config experiments/pacgan_2d.py:ring8,2 --workdir runs/pacgan_ring8_2
+  gan-jax train --config experiments/pacgan_2d.py:grid25 --workdir runs/pacgan_grid25
+  gan-jax train --config experiments/pacgan_2d.py:grid25,4 --workdir runs/pacgan_grid25_4
 
 ARG is `DATA[,PAC]`. Networks (model.name = pacgan_mlp): G 4 x [Dense 400, BatchNorm, ReLU] -> Dense 2 on a
 2D standard normal z; D 3 x maxout(200 units, 5 pieces) -> Dense 1, scoring PAC samples joined. Adam 1e-4

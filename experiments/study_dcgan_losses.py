@@ -1,4 +1,4 @@
-"""The default DCGAN on Fashion-MNIST under four objectives: loss curves and FID against steps.
+"""The first default DCGAN on Fashion-MNIST under four objectives: loss curves and FID against steps.
 
   gan-jax sweep --config experiments/study_dcgan_losses.py --workdir runs/study_dcgan --parallel 1
   gan-jax curves runs/study_dcgan/* --out runs/study_dcgan/curves.png
@@ -7,7 +7,7 @@
 
 non_saturating, hinge and least_squares train with no penalty; wasserstein with WGAN-GP (weight 10, as in
 Gulrajani et al. 2017) and, as its critic needs, layer norm instead of batch norm in D (a batch-normalised
-critic breaks the per-example gradient penalty). Everything else is experiments/dcgan_fashion_mnist.py,
+critic breaks the per-example gradient penalty). Everything else is experiments/dcgan_fashion_mnist_baseline.py,
 with an evaluation (10,000 samples, shipped classifier) every 500 steps. One seed per objective by default
 (`:N` gives N seeds, trained as populations with --vectorize); WGAN-GP's runs take more than twice as long as the
 others (its penalty differentiates D twice; wall times in docs/studies.md). FID at 2000 steps, seed 0 (and
@@ -25,7 +25,7 @@ from gan_jax.sweep import product, seeds, sweep, zip_
 
 
 def get_config(arg=None):
-  c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist.py"))
+  c = config_lib.load(os.path.join(os.path.dirname(__file__), "dcgan_fashion_mnist_baseline.py"))
   c.train.steps = 2000
   c.eval.every = 500
   c.checkpoint.every = 500

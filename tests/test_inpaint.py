@@ -225,6 +225,13 @@ def test_inpaint_cli_end_to_end(tiny_runs, tmp_path, capsys):
   np.testing.assert_array_equal(grid[2:30, 2:30], arrays["original"][0, ..., 0])
   np.testing.assert_array_equal(grid[2 + 2 * 30 : 30 + 2 * 30, 2:30], arrays["gan"][0, ..., 0])
 
+  # A pooled start and an averaged fill: recorded in the protocol, the known pixels still the image's own.
+  pooled = json.loads(_run_cli(capsys, [*argv, "--pool", "16", "--average", "2"]))
+  assert pooled["protocol"]["pool"] == 16 and pooled["protocol"]["average"] == 2
+  assert all(np.isfinite(v) for v in pooled["psnr"].values())
+  with np.load(out + ".npz") as f:
+    np.testing.assert_array_equal(np.where(known, f["gan"], 0), np.where(known, arrays["original"], 0))
+
   # The same images as a FILE.npz, a FILE.png mask: the same numbers, whatever the images' source.
   np.savez(tmp_path / "imgs.npz", images=arrays["original"])
   inpaint.save_mask(str(tmp_path / "m.png"), inpaint.make_mask("center", (28, 28)))
@@ -247,9 +254,64 @@ def test_inpaint_cli_conditional_random_and_errors(tiny_runs, tmp_path, capsys):
   argv[argv.index("test:0-3")] = str(tmp_path / "unlabelled.npz")
   assert main(argv) == 2
   assert "this run is conditional" in capsys.readouterr().err
-  argv[argv.index(str(tmp_path / "unlabelled.npz"))] = "test:0-99999"
+  argv[argv.index(str(tmp_path / "unlabelled.npz"))] = "test:0-3"
+  assert main([*argv, "--pool", "8"]) == 2
+  assert "pool=8" in capsys.readouterr().err
+  assert main([*argv, "--average", "2"]) == 2  # more fills to average than the 1 restart
+  assert "average=2" in capsys.readouterr().err
+  argv[argv.index("test:0-3")] = "test:0-99999"
   assert main(argv) == 2
   assert "has only 64 examples" in capsys.readouterr().err
+
+
+def test_ranked_fills_rank_the_restarts_by_their_loss(tiny_runs):
+  """With 0 search steps the codes are the initial ones: the ranked images are theirs, best first."""
+  from gan_jax.apps import latent
+  from gan_jax.train import run as run_lib
+
+  run = run_lib.load_run(tiny_runs["dcgan"])
+  g_vars, d_vars = run_lib.member_variables(run)
+  y_NHWC, _ = inpaint.load_images(run, "test:0-5")
+  mask_NHW = inpaint.masks_for("half", 6, (28, 28), jax.random.PRNGKey(0))
+  key, restarts, Z = jax.random.PRNGKey(7), 3, run.gan.latent_dim
+  ranked = lambda k: inpaint.ranked_fills(
+    run.gan.generator, run.gan.discriminator, g_vars, d_vars, y_NHWC, mask_NHW, key,
+    steps=0, restarts=restarts, keep=k, latent_dim=Z, batch_size=4,
+  )  # fmt: skip
+  z0_RNZ = latent.initial_latents(key, restarts, np.arange(6), Z)
+  images_RNHWC = np.stack([run.gan.generator.apply(g_vars, z, train=False) for z in z0_RNZ])
+  (every_NKHWC, loss_NK), (best_NKHWC, best_NK) = ranked(3), ranked(1)
+  assert every_NKHWC.shape == (6, 3, 28, 28, 1) and np.all(np.diff(loss_NK, axis=1) >= 0)
+  np.testing.assert_array_equal(best_NKHWC[:, 0], every_NKHWC[:, 0])
+  np.testing.assert_array_equal(best_NK[:, 0], loss_NK[:, 0])
+  for n in range(6):  # each image's three ranked fills are its three restarts' images, in some order
+    match = [np.argmin(np.abs(images_RNHWC[:, n] - x).max(axis=(1, 2, 3))) for x in every_NKHWC[n]]
+    assert sorted(match) == [0, 1, 2]
+    np.testing.assert_allclose(every_NKHWC[n], images_RNHWC[match, n], atol=1e-5)
+  with pytest.raises(ValueError, match="keep=4"):
+    ranked(4)
+
+
+def test_pooled_latents_are_the_pool_codes_nearest_on_the_known_pixels(tiny_runs):
+  from gan_jax.train import run as run_lib
+
+  run = run_lib.load_run(tiny_runs["dcgan"])
+  g_vars, _ = run_lib.member_variables(run)
+  gen = lambda z: run.gan.generator.apply(g_vars, z, train=False)
+  y_NHWC, _ = inpaint.load_images(run, "test:0-2")
+  mask_NHW = inpaint.masks_for("half", 3, (28, 28), jax.random.PRNGKey(0))
+  key, Z = jax.random.PRNGKey(5), run.gan.latent_dim
+  z0_RNZ = np.asarray(inpaint.pooled_latents(gen, y_NHWC, mask_NHW, key, 40, 3, Z))
+  z_PZ = np.asarray(jax.random.normal(key, (40, Z)))
+  x_PHWC = np.asarray(gen(z_PZ), np.float64)
+  for n in range(3):
+    d_P = (((x_PHWC - y_NHWC[n]) ** 2)[..., 0] * mask_NHW[n]).sum(axis=(1, 2))
+    np.testing.assert_allclose(z0_RNZ[:, n], z_PZ[np.argsort(d_P)[:3]], rtol=1e-6)
+  with pytest.raises(ValueError, match="pool=2"):
+    inpaint.ranked_fills(
+      run.gan.generator, run.gan.discriminator, g_vars, {}, y_NHWC, mask_NHW, key,
+      steps=0, restarts=3, pool=2, latent_dim=Z,
+    )  # fmt: skip
 
 
 def test_interpolate_cli(tiny_runs, tmp_path, capsys):

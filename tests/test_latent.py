@@ -97,6 +97,18 @@ def test_latent_search_keeps_the_best_restart(known_generator):
   np.testing.assert_allclose(loss_N, np.min(jax.vmap(lambda z: loss_fn(generate(z), z))(z0_RNZ), axis=0), rtol=1e-6)
 
 
+def test_latent_search_is_the_best_of_its_restarts(known_generator):
+  generate, _, target_NHWC = known_generator
+  loss_fn = lambda x, z: jnp.sum((x - target_NHWC) ** 2, axis=(1, 2, 3))
+  z0_RNZ = latent.initial_latents(jax.random.PRNGKey(3), 3, jnp.arange(len(target_NHWC)), 4)
+  z_RNZ, loss_RN = latent.latent_search_restarts(generate, loss_fn, z0_RNZ, steps=20, lr=0.05)
+  z_NZ, loss_N = latent.latent_search(generate, loss_fn, z0_RNZ, steps=20, lr=0.05)
+  r_N = np.argmin(loss_RN, axis=0)
+  np.testing.assert_array_equal(loss_N, np.min(loss_RN, axis=0))
+  np.testing.assert_array_equal(z_NZ, np.asarray(z_RNZ)[r_N, np.arange(len(r_N))])
+  np.testing.assert_allclose(loss_RN, jax.vmap(lambda z: loss_fn(generate(z), z))(z_RNZ), rtol=1e-5, atol=1e-7)
+
+
 def test_initial_latents_do_not_depend_on_batching():
   key = jax.random.PRNGKey(0)
   whole = latent.initial_latents(key, 2, jnp.arange(6), 3)

@@ -141,7 +141,7 @@ def poisson_blend(
   return jax.vmap(per_channel)(as_float(y_NHWC), as_float(fill_NHWC), as_float(mask_NHW))
 
 
-def gan_inpaint(
+def ranked_fills(
   generator: nn.Module,
   discriminator: nn.Module,
   g_vars: dict,
@@ -152,6 +152,8 @@ def gan_inpaint(
   *,
   steps: int,
   restarts: int,
+  keep: int = 1,
+  pool: int = 0,
   labels_N: np.ndarray | None = None,
   prior_weight: float = PRIOR_WEIGHT,
   lr: float = SEARCH_LR,
@@ -159,13 +161,21 @@ def gan_inpaint(
   latent_dim: int,
   batch_size: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
-  """(generated_NHWC, loss_N): G(z) of the best code per image, searched in batches of `batch_size`.
+  """(generated_NKHWC, loss_NK): per image, G(z) of the `keep` restarts of least loss, best first, and their
+  losses; searched in batches of `batch_size`.
 
-  Restart r of image i starts from the code keyed by (key, i), so results do not depend on the batching.
-  A conditional generator draws image i of class labels_N[i].
+  Restart r of image i starts from the code keyed by (key, i), so results do not depend on the batching; with
+  `pool` > 0, from the `restarts` codes of a shared pool of that many that G maps closest to the known pixels
+  (pooled_latents). A conditional generator draws image i of class labels_N[i].
   """
+  if pool and labels_N is not None:
+    raise ValueError(f"pool={pool}: a pool of initial codes is for unconditional runs; expected pool=0 here")
+  if pool and pool < restarts:
+    raise ValueError(f"pool={pool}: expected at least restarts={restarts} candidate codes (or 0 for none)")
   if weighting not in WEIGHTINGS:
     raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
+  if not 1 <= keep <= restarts:
+    raise ValueError(f"keep={keep}: expected 1 to restarts={restarts} codes")
 
   @jax.jit
   def search(g_vars, d_vars, y_NHWC, mask_NHW, labels_N, ids_N):
@@ -177,15 +187,50 @@ def gan_inpaint(
       logits_N = out[0] if isinstance(out, tuple) else out  # an ACGAN head also returns class logits
       return contextual_loss(x_NHWC, y_NHWC, weights_NHW) + prior_loss(logits_N, prior_weight)
 
-    z0_RNZ = latent.initial_latents(key, restarts, ids_N, latent_dim)
-    z_NZ, loss_N = latent.latent_search(gen, loss_fn, z0_RNZ, steps=steps, lr=lr)
-    return gen(z_NZ), loss_N
+    if pool:
+      z0_RNZ = pooled_latents(gen, y_NHWC, mask_NHW, jax.random.fold_in(key, POOL_SALT), pool, restarts, latent_dim)
+    else:
+      z0_RNZ = latent.initial_latents(key, restarts, ids_N, latent_dim)
+    z_RNZ, loss_RN = latent.latent_search_restarts(gen, loss_fn, z0_RNZ, steps=steps, lr=lr)
+    best_KN = jnp.argsort(loss_RN, axis=0)[:keep]
+    n_N = jnp.arange(z_RNZ.shape[1])
+    images_KNHWC = jax.vmap(gen)(z_RNZ[best_KN, n_N])
+    return jnp.swapaxes(images_KNHWC, 0, 1), loss_RN[best_KN, n_N].T
 
   def batch(ids_B: np.ndarray) -> tuple[jax.Array, jax.Array]:
     labels_B = None if labels_N is None else jnp.asarray(labels_N[ids_B], jnp.int32)
     return search(g_vars, d_vars, y_NHWC[ids_B], mask_NHW[ids_B], labels_B, ids_B)
 
   return latent.map_batches(batch, len(y_NHWC), batch_size, desc="inpainting latent search")
+
+
+POOL_SALT = 0x9001  # the pool's codes come from fold_in(key, POOL_SALT), apart from the per-image codes
+
+
+def pooled_latents(
+  gen: latent.GenerateFn,
+  y_NHWC: jax.Array,
+  mask_NHW: jax.Array,
+  key: jax.Array,
+  pool: int,
+  restarts: int,
+  latent_dim: int,
+) -> jax.Array:
+  """z0_RNZ: per image, the `restarts` codes of a pool of `pool` N(0, I) codes (drawn from `key`, shared by
+  all images) whose images are nearest to y in L2 over the known pixels, nearest first.
+
+  A nearest-neighbour search among G's samples, which the latent search then refines: it starts from images
+  that already fit the known pixels, so it needs fewer steps (docs/studies.md). The pool is drawn and generated
+  once per batch of images.
+  """
+  z_PZ = jax.random.normal(key, (pool, latent_dim), jnp.float32)
+  x_PD = gen(z_PZ).reshape(pool, -1)
+  C = y_NHWC.shape[-1]
+  m_ND = jnp.repeat(mask_NHW[..., None], C, axis=-1).reshape(len(y_NHWC), -1)
+  y_ND = y_NHWC.reshape(len(y_NHWC), -1)
+  d_NP = _masked_sq_distances(y_ND, m_ND, x_PD)
+  _, nearest_NR = jax.lax.top_k(-d_NP, restarts)
+  return jnp.swapaxes(z_PZ[nearest_NR], 0, 1)
 
 
 def mean_fill(y_NHWC: np.ndarray, mask_NHW: np.ndarray, train_mean_HWC: np.ndarray) -> np.ndarray:
@@ -336,6 +381,8 @@ def evaluate_inpainting(
   lr: float = SEARCH_LR,
   prior_weight: float = PRIOR_WEIGHT,
   weighting: str = "importance",
+  average: int = 1,
+  pool: int = 0,
   ema: bool = True,
   member: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
@@ -346,8 +393,12 @@ def evaluate_inpainting(
   num_classes = models.generator_classes(run.gan.generator)
   if num_classes and labels_N is None:
     raise ValueError("this run is conditional: the images need labels (the split's, or 'labels' in the .npz)")
+  if not 1 <= average <= restarts:
+    raise ValueError(f"average={average}: expected 1 to restarts={restarts} codes to average")
   g_vars, d_vars = run_lib.member_variables(run, member, ema)
-  generated, _ = gan_inpaint(
+  # The mean of the best codes' images estimates the hole's expected content given what is known: a lower
+  # expected squared error (higher PSNR) than one sample, which commits to one guess; average=1 is Yeh et al.'s.
+  ranked_NKHWC, _ = ranked_fills(
     run.gan.generator,
     run.gan.discriminator,
     g_vars,
@@ -362,7 +413,10 @@ def evaluate_inpainting(
     lr=lr,
     weighting=weighting,
     latent_dim=run.gan.latent_dim,
+    keep=average,
+    pool=pool,
   )
+  generated = ranked_NKHWC.mean(axis=1)
   train_THWC, _ = data.load_split(run.config, run.config.data.split)
   fills = {
     "gan": np.asarray(blend(y_NHWC, generated, mask_NHW)),

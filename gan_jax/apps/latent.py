@@ -72,7 +72,17 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x_N..., z_NZ) -> loss_N
 def latent_search(
   generate_fn: GenerateFn, loss_fn: LossFn, z0_RNZ: jax.Array, *, steps: int, lr: float = 0.01
 ) -> tuple[jax.Array, jax.Array]:
-  """(z_NZ, loss_N): per example, the code of least loss_fn(generate_fn(z), z) seen over R restarts.
+  """(z_NZ, loss_N): per example, the code of least loss_fn(generate_fn(z), z) seen over R restarts."""
+  best_z_RNZ, best_l_RN = latent_search_restarts(generate_fn, loss_fn, z0_RNZ, steps=steps, lr=lr)
+  r_N = jnp.argmin(best_l_RN, axis=0)
+  n_N = jnp.arange(z0_RNZ.shape[1])
+  return best_z_RNZ[r_N, n_N], best_l_RN[r_N, n_N]
+
+
+def latent_search_restarts(
+  generate_fn: GenerateFn, loss_fn: LossFn, z0_RNZ: jax.Array, *, steps: int, lr: float = 0.01
+) -> tuple[jax.Array, jax.Array]:
+  """(z_RNZ, loss_RN): per restart and example, the code of least loss_fn(generate_fn(z), z) on its path.
 
   Each of the R restarts z0_RNZ[r] runs `steps` Adam steps (optax) under lax.scan. Adam is per coordinate and
   the loss per example, so examples and restarts do not interact: generate_fn must treat examples
@@ -107,10 +117,7 @@ def latent_search(
   z0_RNZ = z0_RNZ.astype(jnp.float32)
   best = (z0_RNZ, jnp.full(z0_RNZ.shape[:2], jnp.inf, jnp.float32))
   (z_RNZ, _, best), _ = lax.scan(step, (z0_RNZ, tx.init(z0_RNZ), best), None, length=steps)
-  best_z_RNZ, best_l_RN = keep_best(best, z_RNZ, loss_RN(z_RNZ))
-  r_N = jnp.argmin(best_l_RN, axis=0)
-  n_N = jnp.arange(z0_RNZ.shape[1])
-  return best_z_RNZ[r_N, n_N], best_l_RN[r_N, n_N]
+  return keep_best(best, z_RNZ, loss_RN(z_RNZ))
 
 
 def initial_latents(key: jax.Array, restarts: int, ids_N: jax.Array, latent_dim: int) -> jax.Array:

@@ -142,7 +142,15 @@ def inpaint(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   run = run_lib.load_run(args.workdir)
   y_NHWC, labels_N = inpaint.load_images(run, args.images)
   mask_NHW = inpaint.masks_for(args.mask, len(y_NHWC), y_NHWC.shape[1:3], jax.random.PRNGKey(args.seed))
-  search = dict(steps=args.steps, restarts=args.restarts, seed=args.seed, lr=args.lr, weighting=args.weighting)
+  search = dict(
+    steps=args.steps,
+    restarts=args.restarts,
+    seed=args.seed,
+    lr=args.lr,
+    weighting=args.weighting,
+    average=args.average,
+    pool=args.pool,
+  )
   fills, scores = inpaint.evaluate_inpainting(
     run, y_NHWC, mask_NHW, labels_N, prior_weight=args.prior_weight, ema=not args.no_ema, member=args.member, **search
   )

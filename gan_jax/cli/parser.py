@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--lr", type=float, default=0.03, help="Adam step size on z")
   p.add_argument("--prior-weight", type=float, default=0.003, help="λ of the discriminator's prior loss")
   p.add_argument("--weighting", default="importance", help="contextual loss: importance (Yeh et al.) | uniform")
+  p.add_argument(
+    "--average", type=count(1), default=1, help="fill with the mean image of this many best restarts (1: the best)"
+  )
+  p.add_argument(
+    "--pool", type=count(0), default=0, help="start the restarts from the best of this many G samples (0: random)"
+  )
   p.add_argument("--seed", type=count(0), default=0)
   add_member_flags(p)
   p.set_defaults(handler="inpaint")

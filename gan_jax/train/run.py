@@ -17,7 +17,7 @@ from gan_jax import data, models
 from gan_jax.eval import evaluate
 from gan_jax.images import to_uint8
 from gan_jax.progress import progress_bar
-from gan_jax.train import checkpoint
+from gan_jax.train import checkpoint, xla_cpu
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
@@ -74,8 +74,9 @@ def load_run(workdir: str) -> Run:
   keeps the dataset's metadata (older workdirs read it from the dataset)."""
   config = config_lib.read_run_config(workdir)
   info = saved_info(workdir) or data.get_info(config)
-  # Only the networks: sampling needs no loss, and a user's loss module need not be importable here.
-  gan = create_gan(config, info)
+  # Only the networks: sampling needs no loss, and a user's loss module need not be importable here. The latent
+  # searches (inpaint, anomaly) differentiate through G and D: models.fast_ops' gradients where xla_cpu is on.
+  gan = create_gan(config, info, fast_ops=xla_cpu.enabled())
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
   if not checkpoint.saved_steps(workdir):
     raise FileNotFoundError(f"workdir {workdir!r} has no checkpoint yet; expected checkpoints/ from a train run")
