@@ -4,7 +4,7 @@ Each setting was measured on XLA:CPU and only there (docs/speed.md has the numbe
 any other backend `enable()` does nothing, and the step compiles with JAX's defaults and flax's own layers.
 What it turns on, for the rest of the process:
 - XLA:CPU compiler options for the train step (COMPILER_OPTIONS);
-- the custom gradients of models.fast_ops in the models train.setup builds;
+- the custom gradients of models.fast_ops in the models train.setup and train.run.load_run build;
 - straight-line lowering of jax.random's large threefry draws (a private JAX rule; see `unroll_threefry`);
 - glibc malloc keeping freed memory, so XLA's per-call temporary buffer is not page-faulted in at every step.
 None of them changes a random bit; the options and custom gradients change float rounding only.
