@@ -23,16 +23,23 @@ from gan_jax.apps import inpaint
 from gan_jax.cli import configure_jax
 from gan_jax.train import run as run_lib
 
-# (weighting, λ, restarts, steps, lr, pool): Yeh et al.'s search as `gan-jax inpaint` defaults it, then variants.
+# (weighting, λ, restarts, steps, lr, pool, T, β): Yeh et al.'s search as `gan-jax inpaint` defaults it, then
+# variants.
 SETTINGS = (
-  ("importance", 0.003, 4, 300, 0.03, 0),
-  ("uniform", 0.003, 16, 0, 0.03, 4096),
-  ("uniform", 0.003, 16, 100, 0.03, 4096),
-  ("importance", 0.003, 16, 100, 0.03, 4096),
-  ("uniform", 0.003, 16, 300, 0.03, 4096),
-  ("uniform", 0.003, 16, 300, 0.03, 0),
-  ("uniform", 0.003, 64, 0, 0.03, 32768),
-  ("uniform", 0.003, 32, 100, 0.03, 32768),
+  ("importance", 0.003, 4, 300, 0.03, 0, 1.0, 0.0),
+  ("uniform", 0.003, 16, 0, 0.03, 4096, 1.0, 0.0),
+  ("uniform", 0.003, 16, 100, 0.03, 4096, 1.0, 0.0),
+  ("importance", 0.003, 16, 100, 0.03, 4096, 1.0, 0.0),
+  ("uniform", 0.003, 16, 300, 0.03, 4096, 1.0, 0.0),
+  ("uniform", 0.003, 16, 300, 0.03, 0, 1.0, 0.0),
+  ("uniform", 0.003, 64, 0, 0.03, 32768, 1.0, 0.0),
+  ("uniform", 0.003, 32, 100, 0.03, 32768, 1.0, 0.0),
+  ("uniform", 0.3, 16, 100, 0.03, 4096, 1.0, 0.0),
+  ("uniform", 3.0, 16, 100, 0.03, 4096, 1.0, 0.0),
+  ("uniform", 0.3, 16, 100, 0.03, 4096, 1.0, 0.5),
+  ("uniform", 3.0, 16, 100, 0.03, 4096, 1.0, 0.5),
+  ("uniform", 3.0, 16, 100, 0.03, 4096, 0.5, 0.5),
+  ("uniform", 3.0, 16, 100, 0.03, 4096, 0.5, 0.25),
 )
 
 
@@ -56,14 +63,15 @@ def main(argv: list[str] | None = None) -> int:
   y_NHWC, _ = inpaint.load_images(run, args.images)
   g_vars, d_vars = run_lib.member_variables(run)
   train_THWC, _ = data.load_split(run.config, run.config.data.split)
-  print("| mask | weighting | λ | restarts | steps | lr | pool | average | PSNR (dB) | SSIM | seconds |")
-  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+  columns = ["mask", "weighting", "λ", "restarts", "steps", "lr", "pool", "T", "β", "average", "combine"]
+  print("| " + " | ".join([*columns, "PSNR (dB)", "SSIM", "seconds"]) + " |")
+  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
   for kind in args.masks:
     mask_NHW = inpaint.masks_for(kind, len(y_NHWC), y_NHWC.shape[1:3], jax.random.PRNGKey(0))
     nearest_NHWC, _ = inpaint.nearest_neighbour_fill(y_NHWC, mask_NHW, train_THWC)
-    print(_row(kind, nearest_NHWC, y_NHWC, mask_NHW, ["nearest neighbour", "", "", "", "", "", "", ""]), flush=True)
+    print(_row(kind, nearest_NHWC, y_NHWC, mask_NHW, ["nearest neighbour", *[""] * 10]), flush=True)
     for i in args.settings or range(len(SETTINGS)):
-      weighting, prior_weight, restarts, steps, lr, pool = SETTINGS[i]
+      weighting, prior_weight, restarts, steps, lr, pool, temperature, latent_weight = SETTINGS[i]
       start = time.time()
       ranked_NKHWC, _ = inpaint.ranked_fills(
         run.gan.generator,
@@ -77,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         restarts=restarts,
         keep=restarts,
         pool=pool,
+        pool_temperature=temperature,
+        latent_weight=latent_weight,
         prior_weight=prior_weight,
         lr=lr,
         weighting=weighting,
@@ -84,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
       )
       seconds = f"{time.time() - start:.0f}"
       for k in (2**i for i in range(restarts.bit_length()) if 2**i <= restarts):
-        fill_NHWC = np.asarray(inpaint.blend(y_NHWC, ranked_NKHWC[:, :k].mean(axis=1), mask_NHW))
-        cells = [weighting, prior_weight, restarts, steps, lr, pool, k, seconds]
-        print(_row(kind, fill_NHWC, y_NHWC, mask_NHW, cells), flush=True)
+        for combine in inpaint.COMBINES[: 1 if k == 1 else None]:
+          fill_NHWC = np.asarray(inpaint.blend(y_NHWC, inpaint.combine_fills(ranked_NKHWC[:, :k], combine), mask_NHW))
+          cells = [weighting, prior_weight, restarts, steps, lr, pool, temperature, latent_weight, k, combine, seconds]
+          print(_row(kind, fill_NHWC, y_NHWC, mask_NHW, cells), flush=True)
   return 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 
 import jax
 import numpy as np
@@ -226,8 +227,11 @@ def test_inpaint_cli_end_to_end(tiny_runs, tmp_path, capsys):
   np.testing.assert_array_equal(grid[2 + 2 * 30 : 30 + 2 * 30, 2:30], arrays["gan"][0, ..., 0])
 
   # A pooled start and an averaged fill: recorded in the protocol, the known pixels still the image's own.
-  pooled = json.loads(_run_cli(capsys, [*argv, "--pool", "16", "--average", "2"]))
+  flags = ["--pool", "16", "--average", "2", "--combine", "midmean", "--pool-temperature", "0.5"]
+  pooled = json.loads(_run_cli(capsys, [*argv, *flags, "--latent-weight", "0.25"]))
   assert pooled["protocol"]["pool"] == 16 and pooled["protocol"]["average"] == 2
+  assert pooled["protocol"]["combine"] == "midmean" and pooled["protocol"]["pool_temperature"] == 0.5
+  assert pooled["protocol"]["latent_weight"] == 0.25
   assert all(np.isfinite(v) for v in pooled["psnr"].values())
   with np.load(out + ".npz") as f:
     np.testing.assert_array_equal(np.where(known, f["gan"], 0), np.where(known, arrays["original"], 0))
@@ -259,6 +263,12 @@ def test_inpaint_cli_conditional_random_and_errors(tiny_runs, tmp_path, capsys):
   assert "pool=8" in capsys.readouterr().err
   assert main([*argv, "--average", "2"]) == 2  # more fills to average than the 1 restart
   assert "average=2" in capsys.readouterr().err
+  read = lambda path: pathlib.Path(path).read_bytes()
+  written = {ext: read(out + ext) for ext in (".npz", ".png")}
+  for flag, value in [("--combine", "mode"), ("--pool-temperature", "0"), ("--latent-weight", "-1")]:
+    assert main([*argv, flag, value]) == 2
+    assert value in capsys.readouterr().err
+  assert all(read(out + ext) == data for ext, data in written.items())  # refusals write nothing
   argv[argv.index("test:0-3")] = "test:0-99999"
   assert main(argv) == 2
   assert "has only 64 examples" in capsys.readouterr().err
@@ -301,17 +311,55 @@ def test_pooled_latents_are_the_pool_codes_nearest_on_the_known_pixels(tiny_runs
   y_NHWC, _ = inpaint.load_images(run, "test:0-2")
   mask_NHW = inpaint.masks_for("half", 3, (28, 28), jax.random.PRNGKey(0))
   key, Z = jax.random.PRNGKey(5), run.gan.latent_dim
-  z0_RNZ = np.asarray(inpaint.pooled_latents(gen, y_NHWC, mask_NHW, key, 40, 3, Z))
-  z_PZ = np.asarray(jax.random.normal(key, (40, Z)))
-  x_PHWC = np.asarray(gen(z_PZ), np.float64)
-  for n in range(3):
-    d_P = (((x_PHWC - y_NHWC[n]) ** 2)[..., 0] * mask_NHW[n]).sum(axis=(1, 2))
-    np.testing.assert_allclose(z0_RNZ[:, n], z_PZ[np.argsort(d_P)[:3]], rtol=1e-6)
+  for temperature in (1.0, 0.5):  # the pool ~ N(0, T² I): T times the standard normal draws
+    z0_RNZ = np.asarray(inpaint.pooled_latents(gen, y_NHWC, mask_NHW, key, 40, 3, Z, temperature))
+    z_PZ = temperature * np.asarray(jax.random.normal(key, (40, Z)))
+    x_PHWC = np.asarray(gen(z_PZ), np.float64)
+    for n in range(3):
+      d_P = (((x_PHWC - y_NHWC[n]) ** 2)[..., 0] * mask_NHW[n]).sum(axis=(1, 2))
+      np.testing.assert_allclose(z0_RNZ[:, n], z_PZ[np.argsort(d_P)[:3]], rtol=1e-6)
   with pytest.raises(ValueError, match="pool=2"):
     inpaint.ranked_fills(
       run.gan.generator, run.gan.discriminator, g_vars, {}, y_NHWC, mask_NHW, key,
       steps=0, restarts=3, pool=2, latent_dim=Z,
     )  # fmt: skip
+
+
+def test_a_heavy_latent_prior_pulls_the_fills_to_the_centre_code(tiny_runs):
+  """With β ||z||² dominating the loss, the best code on every path is near 0: the fills are G(0)'s image."""
+  from gan_jax.train import run as run_lib
+
+  run = run_lib.load_run(tiny_runs["dcgan"])
+  g_vars, d_vars = run_lib.member_variables(run)
+  y_NHWC, _ = inpaint.load_images(run, "test:0-3")
+  mask_NHW = inpaint.masks_for("center", 4, (28, 28), jax.random.PRNGKey(0))
+  search = lambda beta: inpaint.ranked_fills(
+    run.gan.generator, run.gan.discriminator, g_vars, d_vars, y_NHWC, mask_NHW, jax.random.PRNGKey(1),
+    steps=150, restarts=2, latent_dim=run.gan.latent_dim, lr=0.05, latent_weight=beta,
+  )[0][:, 0]  # fmt: skip
+  centre_HWC = np.asarray(run.gan.generator.apply(g_vars, np.zeros((1, run.gan.latent_dim)), train=False))[0]
+  far_N = np.abs(search(0.0) - centre_HWC).max(axis=(1, 2, 3))
+  near_N = np.abs(search(1e4) - centre_HWC).max(axis=(1, 2, 3))
+  assert (near_N < 0.05).all() and (far_N > 4 * near_N).all(), (near_N, far_N)
+  with pytest.raises(ValueError, match="latent_weight=-1"):
+    search(-1.0)
+
+
+def test_combine_fills_takes_the_per_pixel_mean_median_or_midmean():
+  from scipy.stats import trim_mean
+
+  fills_NKHWC = np.random.default_rng(0).normal(size=(3, 5, 4, 4, 1)).astype(np.float32)
+  for n, i, j in [(0, 0, 0), (2, 3, 1)]:
+    column = sorted(fills_NKHWC[n, :, i, j, 0])
+    np.testing.assert_allclose(inpaint.combine_fills(fills_NKHWC, "median")[n, i, j, 0], column[2])
+    np.testing.assert_allclose(inpaint.combine_fills(fills_NKHWC, "mean")[n, i, j, 0], sum(column) / 5, rtol=1e-5)
+    midmean = inpaint.combine_fills(fills_NKHWC, "midmean")[n, i, j, 0]
+    np.testing.assert_allclose(midmean, sum(column[1:4]) / 3, rtol=1e-5)  # 5 // 4 = 1 dropped at each end
+  for K in (4, 16, 7):
+    fills = np.random.default_rng(K).normal(size=(2, K, 3, 3, 1))
+    np.testing.assert_allclose(inpaint.combine_fills(fills, "midmean"), trim_mean(fills, 0.25, axis=1), rtol=1e-12)
+  with pytest.raises(ValueError, match="combine='mode'"):
+    inpaint.combine_fills(fills_NKHWC, "mode")
 
 
 def test_interpolate_cli(tiny_runs, tmp_path, capsys):

@@ -29,6 +29,7 @@ PRIOR_WEIGHT = 0.003  # λ of the prior loss, Yeh et al.'s
 SEARCH_LR = 0.03  # Adam's step on z; 0.01 converges slower within a few hundred steps on Fashion-MNIST DCGANs
 IMPORTANCE_WINDOW = 7  # side of the neighbourhood of the importance weights, Yeh et al.'s
 WEIGHTINGS = ("importance", "uniform")
+COMBINES = ("mean", "median", "midmean")  # how `average` > 1 fills become one, per pixel (combine_fills)
 DATA_RANGE = 2.0  # images live in [-1, 1]
 SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5  # Wang et al.'s 11x11 Gaussian window, as skimage's gaussian_weights=True
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -95,6 +96,15 @@ def contextual_loss(x_NHWC: jax.Array, y_NHWC: jax.Array, weights_NHW: jax.Array
   return jnp.sum(weights_NHW[..., None] * jnp.abs(x_NHWC - y_NHWC), axis=(1, 2, 3))
 
 
+def latent_prior_loss(z_NZ: jax.Array, weight: float) -> jax.Array:
+  """β ||z||²: up to a constant, 2β times the negative log-density of z under G's N(0, I) prior.
+
+  With it the search seeks a posterior mode rather than any code that fits, and cannot drift to codes G rarely
+  saw in training; it pulls them inwards, as the truncation trick does for sampling (docs/studies.md).
+  """
+  return weight * jnp.sum(z_NZ * z_NZ, axis=-1)
+
+
 def prior_loss(logits_N: jax.Array, weight: float = PRIOR_WEIGHT) -> jax.Array:
   """λ log(1 - D(G(z))) with D = sigmoid(logit): log(1 - sigmoid(l)) = log sigmoid(-l) = -softplus(l).
 
@@ -154,6 +164,8 @@ def ranked_fills(
   restarts: int,
   keep: int = 1,
   pool: int = 0,
+  pool_temperature: float = 1.0,
+  latent_weight: float = 0.0,
   labels_N: np.ndarray | None = None,
   prior_weight: float = PRIOR_WEIGHT,
   lr: float = SEARCH_LR,
@@ -165,8 +177,10 @@ def ranked_fills(
   losses; searched in batches of `batch_size`.
 
   Restart r of image i starts from the code keyed by (key, i), so results do not depend on the batching; with
-  `pool` > 0, from the `restarts` codes of a shared pool of that many that G maps closest to the known pixels
-  (pooled_latents). A conditional generator draws image i of class labels_N[i].
+  `pool` > 0, from the `restarts` codes of a shared pool of that many, drawn from N(0, pool_temperature² I), that
+  G maps closest to the known pixels (pooled_latents). The loss is the contextual loss, λ = prior_weight times
+  D's prior loss and latent_weight times ||z||² (latent_prior_loss). A conditional generator draws image i of
+  class labels_N[i].
   """
   if pool and labels_N is not None:
     raise ValueError(f"pool={pool}: a pool of initial codes is for unconditional runs; expected pool=0 here")
@@ -176,6 +190,10 @@ def ranked_fills(
     raise ValueError(f"weighting={weighting!r}: expected one of {WEIGHTINGS}")
   if not 1 <= keep <= restarts:
     raise ValueError(f"keep={keep}: expected 1 to restarts={restarts} codes")
+  if not pool_temperature > 0:
+    raise ValueError(f"pool_temperature={pool_temperature}: expected a positive standard deviation of the pool")
+  if latent_weight < 0:
+    raise ValueError(f"latent_weight={latent_weight}: expected a non-negative weight of ||z||²")
 
   @jax.jit
   def search(g_vars, d_vars, y_NHWC, mask_NHW, labels_N, ids_N):
@@ -185,10 +203,12 @@ def ranked_fills(
     def loss_fn(x_NHWC, z_NZ):
       out = discriminator.apply(d_vars, x_NHWC, labels_N, train=False)
       logits_N = out[0] if isinstance(out, tuple) else out  # an ACGAN head also returns class logits
-      return contextual_loss(x_NHWC, y_NHWC, weights_NHW) + prior_loss(logits_N, prior_weight)
+      fit_N = contextual_loss(x_NHWC, y_NHWC, weights_NHW) + prior_loss(logits_N, prior_weight)
+      return fit_N + latent_prior_loss(z_NZ, latent_weight)
 
     if pool:
-      z0_RNZ = pooled_latents(gen, y_NHWC, mask_NHW, jax.random.fold_in(key, POOL_SALT), pool, restarts, latent_dim)
+      pool_key = jax.random.fold_in(key, POOL_SALT)
+      z0_RNZ = pooled_latents(gen, y_NHWC, mask_NHW, pool_key, pool, restarts, latent_dim, pool_temperature)
     else:
       z0_RNZ = latent.initial_latents(key, restarts, ids_N, latent_dim)
     z_RNZ, loss_RN = latent.latent_search_restarts(gen, loss_fn, z0_RNZ, steps=steps, lr=lr)
@@ -215,15 +235,16 @@ def pooled_latents(
   pool: int,
   restarts: int,
   latent_dim: int,
+  temperature: float = 1.0,
 ) -> jax.Array:
-  """z0_RNZ: per image, the `restarts` codes of a pool of `pool` N(0, I) codes (drawn from `key`, shared by
-  all images) whose images are nearest to y in L2 over the known pixels, nearest first.
+  """z0_RNZ: per image, the `restarts` codes of a pool of `pool` N(0, temperature² I) codes (drawn from `key`,
+  shared by all images) whose images are nearest to y in L2 over the known pixels, nearest first.
 
   A nearest-neighbour search among G's samples, which the latent search then refines: it starts from images
   that already fit the known pixels, so it needs fewer steps (docs/studies.md). The pool is drawn and generated
   once per batch of images.
   """
-  z_PZ = jax.random.normal(key, (pool, latent_dim), jnp.float32)
+  z_PZ = temperature * jax.random.normal(key, (pool, latent_dim), jnp.float32)
   x_PD = gen(z_PZ).reshape(pool, -1)
   C = y_NHWC.shape[-1]
   m_ND = jnp.repeat(mask_NHW[..., None], C, axis=-1).reshape(len(y_NHWC), -1)
@@ -369,6 +390,19 @@ def masks_for(kind: str, num: int, shape_HW: tuple[int, int], key: jax.Array) ->
 FILLS = ("gan", "gan_poisson", "mean_fill", "nearest_neighbour")
 
 
+def combine_fills(fills_NKHWC: np.ndarray, combine: str) -> np.ndarray:
+  """One image per example from its K fills, per pixel: their mean, median, or midmean (the mean of the values
+  between the lower and upper quartiles, floor(K/4) dropped at each end: the interquartile mean)."""
+  if combine not in COMBINES:
+    raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")
+  if combine == "mean":
+    return fills_NKHWC.mean(axis=1)
+  if combine == "median":
+    return np.median(fills_NKHWC, axis=1)
+  cut = fills_NKHWC.shape[1] // 4
+  return np.sort(fills_NKHWC, axis=1)[:, cut : fills_NKHWC.shape[1] - cut].mean(axis=1)
+
+
 def evaluate_inpainting(
   run: run_lib.Run,
   y_NHWC: np.ndarray,
@@ -382,7 +416,10 @@ def evaluate_inpainting(
   prior_weight: float = PRIOR_WEIGHT,
   weighting: str = "importance",
   average: int = 1,
+  combine: str = "mean",
   pool: int = 0,
+  pool_temperature: float = 1.0,
+  latent_weight: float = 0.0,
   ema: bool = True,
   member: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
@@ -395,9 +432,12 @@ def evaluate_inpainting(
     raise ValueError("this run is conditional: the images need labels (the split's, or 'labels' in the .npz)")
   if not 1 <= average <= restarts:
     raise ValueError(f"average={average}: expected 1 to restarts={restarts} codes to average")
+  if combine not in COMBINES:
+    raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")
   g_vars, d_vars = run_lib.member_variables(run, member, ema)
   # The mean of the best codes' images estimates the hole's expected content given what is known: a lower
   # expected squared error (higher PSNR) than one sample, which commits to one guess; average=1 is Yeh et al.'s.
+  # The per-pixel median or midmean keeps edges that most fills share where the mean blurs them (higher SSIM).
   ranked_NKHWC, _ = ranked_fills(
     run.gan.generator,
     run.gan.discriminator,
@@ -415,8 +455,10 @@ def evaluate_inpainting(
     latent_dim=run.gan.latent_dim,
     keep=average,
     pool=pool,
+    pool_temperature=pool_temperature,
+    latent_weight=latent_weight,
   )
-  generated = ranked_NKHWC.mean(axis=1)
+  generated = combine_fills(ranked_NKHWC, combine)
   train_THWC, _ = data.load_split(run.config, run.config.data.split)
   fills = {
     "gan": np.asarray(blend(y_NHWC, generated, mask_NHW)),

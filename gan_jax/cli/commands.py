@@ -149,7 +149,10 @@ def inpaint(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     lr=args.lr,
     weighting=args.weighting,
     average=args.average,
+    combine=args.combine,
     pool=args.pool,
+    pool_temperature=args.pool_temperature,
+    latent_weight=args.latent_weight,
   )
   fills, scores = inpaint.evaluate_inpainting(
     run, y_NHWC, mask_NHW, labels_N, prior_weight=args.prior_weight, ema=not args.no_ema, member=args.member, **search

@@ -129,8 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     "--average", type=count(1), default=1, help="fill with the mean image of this many best restarts (1: the best)"
   )
   p.add_argument(
+    "--combine", default="mean", help="how --average combines the fills, per pixel: mean | median | midmean"
+  )
+  p.add_argument(
     "--pool", type=count(0), default=0, help="start the restarts from the best of this many G samples (0: random)"
   )
+  p.add_argument("--pool-temperature", type=float, default=1.0, help="the pool's codes ~ N(0, T² I); T < 1 truncates")
+  p.add_argument("--latent-weight", type=float, default=0.0, help="β of the latent prior β ||z||² (0: none)")
   p.add_argument("--seed", type=count(0), default=0)
   add_member_flags(p)
   p.set_defaults(handler="inpaint")
