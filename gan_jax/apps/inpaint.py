@@ -390,11 +390,15 @@ def masks_for(kind: str, num: int, shape_HW: tuple[int, int], key: jax.Array) ->
 FILLS = ("gan", "gan_poisson", "mean_fill", "nearest_neighbour")
 
 
+def _require_combine(combine: str) -> None:
+  if combine not in COMBINES:
+    raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")
+
+
 def combine_fills(fills_NKHWC: np.ndarray, combine: str) -> np.ndarray:
   """One image per example from its K fills, per pixel: their mean, median, or midmean (the mean of the values
   between the lower and upper quartiles, floor(K/4) dropped at each end: the interquartile mean)."""
-  if combine not in COMBINES:
-    raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")
+  _require_combine(combine)
   if combine == "mean":
     return fills_NKHWC.mean(axis=1)
   if combine == "median":
@@ -432,8 +436,7 @@ def evaluate_inpainting(
     raise ValueError("this run is conditional: the images need labels (the split's, or 'labels' in the .npz)")
   if not 1 <= average <= restarts:
     raise ValueError(f"average={average}: expected 1 to restarts={restarts} codes to average")
-  if combine not in COMBINES:
-    raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")
+  _require_combine(combine)  # now, not after a search of minutes
   g_vars, d_vars = run_lib.member_variables(run, member, ema)
   # The mean of the best codes' images estimates the hole's expected content given what is known: a lower
   # expected squared error (higher PSNR) than one sample, which commits to one guess; average=1 is Yeh et al.'s.
