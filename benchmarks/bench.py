@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import inception_speed
 from benchmarks.timing import alternate, step_medians
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,6 +323,22 @@ def measure_torch(names: Sequence[str], args: argparse.Namespace) -> dict[str, d
         file=sys.stderr,
       )
   return out
+
+
+def measure_inception() -> dict[str, Any] | None:
+  """The FID Inception's features, Flax port against PyTorch (benchmarks.inception_speed), where both are here."""
+  from gan_jax.eval import inception
+
+  try:
+    inception.weights_path()
+  except FileNotFoundError:
+    print("  no FID Inception weights (make inception): its row is left out", file=sys.stderr)
+    return None
+  if importlib.util.find_spec("torch") is None:
+    return None
+  run = run_json(["-m", "benchmarks.inception_speed"], "Inception features")
+  print(f"  Inception features: gan_jax {run['ratio']:.2f}x PyTorch", file=sys.stderr)
+  return run
 
 
 def measure(names: Sequence[str], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -621,9 +638,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   ceiling_before = {d: matmul_ceiling(d) for d in dtypes}
   rows = measure(names, args)
   torch_runs = measure_torch(names, args)
+  inception_run = measure_inception()
   ceilings = {d: (ceiling_before[d], matmul_ceiling(d)) for d in dtypes}
   loads = (load_before, load_average())
   text = report(rows, info, ceilings, loads, command.strip(), torch_runs)
+  if inception_run:
+    text += "\n".join(inception_speed.report_lines(inception_run)) + "\n"
   if args.out:
     Path(args.out).write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -128,8 +128,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.every = 0  # Evaluate every N steps (0: only at the end); results go to eval.jsonl with their protocol.
   c.eval.final = True  # Evaluate at the end of the run.
   c.eval.num_samples = 0  # 0: the protocol's default, 10,000 images or 2,500 points (PacGAN).
-  c.eval.feature_net = "fashion_mnist"  # fashion_mnist (shipped classifier) | inception (weights file needed).
-  c.eval.inception_weights = ""  # Converted InceptionV3 .npz; "" = $GAN_JAX_INCEPTION_WEIGHTS.
+  # auto: the shipped classifier on Fashion-MNIST, the FID Inception on other images | fashion_mnist | inception.
+  c.eval.feature_net = "auto"
+  c.eval.protocol = "legacy_tf"  # The Inception's pixel pipeline: legacy_tf | nvidia | clean (eval/fid_protocols.py).
+  c.eval.final_inception = True  # The final evaluation adds inception_fid where it used another net and weights exist.
+  c.eval.inception_weights = ""  # "" = $GAN_JAX_INCEPTION_WEIGHTS, else the cache of `make inception`.
   c.eval.best_metric = ""  # "": fid for images, modes for 2D data; picks checkpoints_best/.
 
   # Where a run reports besides metrics.jsonl, eval.jsonl and TensorBoard (DIR/tensorboard, always on).

@@ -12,6 +12,18 @@ import tempfile
 from typing import Any
 
 TMP_MARK = ".tmp-"
+CACHE_ENV = "GAN_JAX_CACHE"
+
+
+def cache_dir() -> str:
+  """gan_jax's user cache: $GAN_JAX_CACHE, else $XDG_CACHE_HOME/gan_jax, else ~/.cache/gan_jax.
+
+  It holds what can be recomputed: compiled XLA programs, real-data features, the converted Inception.
+  """
+  if os.environ.get(CACHE_ENV):
+    return os.environ[CACHE_ENV]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "gan_jax")
 
 
 def write_atomic(path: str, content: str | bytes) -> None:

@@ -13,13 +13,20 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import tempfile  # noqa: E402
 
+# gan_jax's user cache, per session: no test (nor a `gan-jax` subprocess) reads this machine's real-data
+# features or finds its converted Inception, whose final-evaluation scores would cost minutes a run. The one
+# test that needs the real weights (test_inception_golden.py) fetches them into USER_CACHE, kept across runs.
+USER_CACHE = os.environ.get("GAN_JAX_CACHE", "")
+_SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+os.environ["GAN_JAX_CACHE"] = os.path.join(tempfile.gettempdir(), f"gan_jax_tests_cache_{_SESSION}")
+os.environ.pop("GAN_JAX_INCEPTION_WEIGHTS", None)
+
 import jax  # noqa: E402
 
 # One persistent XLA cache for the session's workers (pytest-xdist gives them one run id): the many tests that
 # build the same small step (same shapes, same options) compile it once. Fresh per session, and set before any
 # test module compiles anything, so no test sees another session's cache.
-_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
-jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), f"gan_jax_tests_xla_{_RUN}"))
+jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), f"gan_jax_tests_xla_{_SESSION}"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # tiny programs: not worth the I/O
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

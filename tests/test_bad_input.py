@@ -80,7 +80,12 @@ CASES = [
   ("data-npz-not-npz", train("{new}", "--config.data.name=npz:{tmp}/notes.txt"), "notes.txt"),
   (
     "feature-net-cannot-score",
-    train("{new}", "--config.data.name=npz:{tmp}/rgb.npz", "--config.model.name=dcgan"),
+    train(
+      "{new}",
+      "--config.data.name=npz:{tmp}/rgb.npz",
+      "--config.model.name=dcgan",
+      "--config.eval.feature_net=fashion_mnist",
+    ),
     "use the inception feature net",
   ),
   (
@@ -95,6 +100,10 @@ CASES = [
     train("{new}", "--config.data.name=npz:{tmp}/gray20.npz", "--config.model.name=dcgan"),
     "holds 2 test images",
   ),
+  ("seed-negative", train("{new}", "--config.seed=-1"), "seed=-1: expected an integer in [0, 4294967295]"),
+  ("seed-huge", train("{new}", f"--config.seed={10**30}"), "seed=1000000000000000000000000000000: expected"),
+  ("steps-huge", train("{new}", f"--config.train.steps={2**40}"), "train.steps=1099511627776: expected an integer in"),
+  ("eval-protocol-unknown", train("{new}", "--config.eval.protocol=tf2"), "eval.protocol='tf2': expected one of"),
   (
     "inception-weights-missing",
     train(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax import data, images, provenance, records
+from gan_jax import data, files, images, provenance, records
 from gan_jax.cli import commands
 from gan_jax.cli import parser as cli_parser
 from gan_jax.data import synthetic
@@ -27,7 +27,7 @@ def cache(tmp_path, monkeypatch):
 
   KID's arithmetic is tested in test_metrics.py; here the subset count only costs time.
   """
-  monkeypatch.setenv(evaluate.CACHE_ENV, str(tmp_path / "cache"))
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "cache"))
   monkeypatch.setattr(evaluate, "KID_SUBSETS", 10)
   return tmp_path / "cache"
 
@@ -123,7 +123,7 @@ def test_wrong_samples_are_refused(image_config, make, message):
 
 def test_inception_without_weights_is_one_clear_error(image_config, monkeypatch):
   monkeypatch.delenv("GAN_JAX_INCEPTION_WEIGHTS", raising=False)
-  with pytest.raises(FileNotFoundError, match="GAN_JAX_INCEPTION_WEIGHTS"):
+  with pytest.raises(FileNotFoundError, match="make inception"):
     evaluate.evaluate(lambda n: np.zeros((n, 28, 28, 1)), image_config, num_samples=20, feature_net="inception")
 
 
@@ -160,6 +160,30 @@ def test_cli_scores_a_samples_file(image_config, train_images, tmp_path, capsys)
   np.savez(path, images=train_images[:100])  # floats, not uint8
   with pytest.raises(ValueError, match="uint8"):
     run_eval("--samples", str(path), *dirs)
+
+
+def test_cli_reads_png_folders_and_arr_0_as_the_images_key(image_config, train_images, tmp_path, capsys):
+  """The pytorch-fid / clean-fid folder convention and the ADM evaluator's `arr_0` give the same record."""
+  from PIL import Image
+
+  uint8_NHWC = images.to_uint8(train_images[:40])
+  np.savez(tmp_path / "images.npz", images=uint8_NHWC)
+  np.savez(tmp_path / "adm.npz", uint8_NHWC)  # np.savez names a positional array arr_0
+  folder = tmp_path / "pngs"
+  folder.mkdir()
+  for i, image in enumerate(uint8_NHWC):
+    Image.fromarray(image[..., 0]).save(folder / f"{i:05d}.png")
+  (folder / "notes.txt").write_text("not an image")
+  dirs = ["--data-dir", image_config.data.data_dir, "--source-dir", image_config.data.source_dir]
+  results = []
+  for source in ("images.npz", "adm.npz", "pngs"):
+    assert run_eval("--samples", str(tmp_path / source), *dirs) == 0
+    results.append(json.loads(capsys.readouterr().out))
+  assert results[0]["fid"] == results[1]["fid"] == results[2]["fid"]
+  assert results[2]["protocol"]["generated_count"] == 40
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "zz_small.png")
+  with pytest.raises(ValueError, match="2 sizes"):
+    run_eval("--samples", str(folder), *dirs)
 
 
 def test_a_generator_and_its_uint8_samples_file_get_the_same_metrics(

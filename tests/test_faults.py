@@ -62,7 +62,7 @@ def test_a_step_evaluates_before_its_checkpoint(tmp_path, monkeypatch):
   loop.train_and_evaluate(config(), str(tmp_path / "full"))
   real_run = Evaluator.run
 
-  def dies_in_final_eval(self, state, step):
+  def dies_in_final_eval(self, state, step, final=False):
     raise KeyboardInterrupt
 
   monkeypatch.setattr(Evaluator, "run", dies_in_final_eval)
@@ -86,6 +86,17 @@ def test_resume_does_what_the_checkpointed_step_still_owes(tmp_path):
   assert steps_in(workdir, "checkpoints_best") == [6]
   loop.train_and_evaluate(ring_config(**{"eval.num_samples": 256}), workdir)  # owes nothing now
   assert [r["step"] for r in read_jsonl(os.path.join(workdir, "eval.jsonl"))] == [6]
+
+
+def test_resume_after_eval_jsonl_was_deleted(tmp_path):
+  """Whatever log files a user removed, a resume works: the rescored step keeps its best checkpoint."""
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(ring_config(**{"eval.num_samples": 256}), workdir)
+  assert steps_in(workdir, "checkpoints_best") == [6]
+  os.remove(os.path.join(workdir, "eval.jsonl"))
+  loop.train_and_evaluate(ring_config(**{"eval.num_samples": 256}), workdir)
+  assert [r["step"] for r in read_jsonl(os.path.join(workdir, "eval.jsonl"))] == [6]
+  assert steps_in(workdir, "checkpoints_best") == [6]
 
 
 # ------------------------------------------------------------------------------- one process per workdir

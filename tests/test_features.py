@@ -178,9 +178,8 @@ def test_converter_refuses_other_networks(synthetic_state, edit, message):
 
 def test_missing_weights_is_one_clear_error(monkeypatch, tmp_path):
   monkeypatch.delenv(inception.ENV_VAR, raising=False)
-  with pytest.raises(FileNotFoundError, match=f"{inception.ENV_VAR}.*") as err:
+  with pytest.raises(FileNotFoundError, match="make inception"):
     inception.load_inception()
-  assert "python -m gan_jax.eval.inception" in str(err.value)
   monkeypatch.setenv(inception.ENV_VAR, str(tmp_path / "absent.npz"))
   with pytest.raises(FileNotFoundError, match="absent.npz"):
     inception.load_inception()

@@ -15,7 +15,7 @@ from helpers import ring_config
 from PIL import Image
 
 import gan_jax
-from gan_jax import data
+from gan_jax import data, files
 from gan_jax.data import folder, pipeline
 from gan_jax.eval import evaluate, feature_net, features
 from gan_jax.images import to_uint8
@@ -181,7 +181,7 @@ def test_bad_folders_are_one_line(layout, message, tmp_path):
   assert not prepared  # nothing half-prepared left to be mistaken for a dataset
 
 
-def tiny_feature_net(weights: str = "") -> feature_net.FeatureNet:
+def tiny_feature_net(weights: str = "", protocol: str = "") -> feature_net.FeatureNet:
   """Any-size images -> a fixed random projection of their 8x8 thumbnails: evaluation's plumbing without Inception."""
   rng = np.random.default_rng(0)
   variables = {"feats": rng.normal(size=(8 * 8 * 3, 16)).astype(np.float32)}
@@ -204,7 +204,7 @@ def folder_run(pictures, tmp_path_factory):
   """A conditional DCGAN at 32x32 on the pictures, evaluated at its end: (workdir, config)."""
   base = tmp_path_factory.mktemp("folder_run")
   with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(evaluate.CACHE_ENV, str(base / "cache"))
+    mp.setenv(files.CACHE_ENV, str(base / "cache"))
     mp.setitem(features.FEATURE_NETS._entries, "tiny", tiny_feature_net)
     mp.setitem(features.FEATURE_NETS._meta, "tiny", {})
     config = folder_config(
@@ -299,3 +299,30 @@ def test_sample_cli_writes_the_npz_and_the_same_images_as_pngs(folder_run, tmp_p
   for i, name in enumerate(files):
     np.testing.assert_array_equal(np.asarray(Image.open(pngs / name)), images[i])
   np.testing.assert_array_equal(images, gan_jax.load_run(workdir).generate(6, seed=2))
+
+
+def test_final_evaluation_adds_the_inception_scores(fashion_idx_dir, tmp_path, monkeypatch):
+  """A Fashion-MNIST run scores its curve with the classifier and adds inception_* at the final step only, on the
+  same samples; a stand-in network takes the Inception's place (the real one: test_inception_golden.py)."""
+  from helpers import image_config
+
+  from gan_jax.eval import inception
+
+  weights = tmp_path / "weights.npz"
+  weights.write_bytes(b"a stand-in: the registry entry below never reads it")
+  monkeypatch.setenv(inception.ENV_VAR, str(weights))
+  monkeypatch.setitem(features.FEATURE_NETS._entries, "inception", tiny_feature_net)
+  c = image_config(fashion_idx_dir, tmp_path / "tfds", **{"train.steps": 4, "train.batch_size": 8})
+  c.eval.every, c.eval.final, c.eval.num_samples = 2, True, 20
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(c, workdir)
+  first, final = read_jsonl(os.path.join(workdir, "eval.jsonl"))
+  assert (first["step"], final["step"]) == (2, 4)
+  assert first["protocol"]["feature_net"] == final["protocol"]["feature_net"] == "fashion_mnist"
+  assert not any(k.startswith("inception_") for k in first)
+  assert final["protocol"]["inception"]["feature_net"] == "tiny" and "provenance" not in final["protocol"]["inception"]
+  assert np.isfinite(final["inception_fid"]) and final["inception_fid"] != final["fid"]
+  # The same samples as `gan-jax eval --workdir --feature-net inception` draws with the run's seed.
+  sampler = run_lib.run_sampler(run_lib.load_run(workdir), seed=c.seed)
+  direct = evaluate.evaluate(sampler, c, num_samples=20, feature_net="inception", seed=c.seed)
+  assert direct["fid"] == pytest.approx(final["inception_fid"], rel=1e-6)

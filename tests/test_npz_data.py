@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from helpers import ring_config
 
-from gan_jax import data
-from gan_jax.eval import evaluate
+from gan_jax import data, files
 from gan_jax.records import read_jsonl
 from gan_jax.train import loop
 from gan_jax.train import run as run_lib
@@ -134,12 +133,12 @@ def test_rewritten_file_is_read_again(tmp_path):
 @pytest.mark.slow  # fast twins: test_folder_data's folder run (the same image path end to end), the npz unit tests
 def test_npz_run_trains_evaluates_and_loads(tmp_path, monkeypatch):
   """A 28x28 gray npz scores with the shipped Fashion-MNIST classifier; its run loads from config.json alone."""
-  monkeypatch.setenv(evaluate.CACHE_ENV, str(tmp_path / "cache"))
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "cache"))
   rng = np.random.default_rng(0)
   np.savez(tmp_path / "a.npz", images=rng.integers(0, 256, (N, 28, 28, 1), dtype=np.uint8), labels=np.arange(N) % 3)
   c = npz_config(tmp_path / "a.npz", **{"model.name": "dcgan", "train.steps": 2, "train.batch_size": 8})
   c.model.latent_dim, c.model.g_width, c.model.d_width = 8, 8, 8
-  c.eval.final, c.eval.num_samples = True, 20
+  c.eval.final, c.eval.num_samples, c.eval.feature_net = True, 20, "fashion_mnist"
   workdir = str(tmp_path / "run")
   loop.train_and_evaluate(c, workdir)
   (record,) = read_jsonl(os.path.join(workdir, "eval.jsonl"))
@@ -147,3 +146,20 @@ def test_npz_run_trains_evaluates_and_loads(tmp_path, monkeypatch):
   run = run_lib.load_run(workdir)
   images = run.generate(5, seed=1)
   assert images.dtype == np.uint8 and images.shape == (5, 28, 28, 1) and run.step == 2
+
+
+def test_own_rgb_data_trains_without_inception_weights_and_says_so_once(tmp_path, monkeypatch, capfd):
+  """eval.feature_net=auto scores other images with the Inception; without its weights the run trains, evaluates
+  nothing and says once what to run, rather than refusing to start."""
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "cache"))  # no `make inception` there
+  rng = np.random.default_rng(0)
+  np.savez(tmp_path / "rgb.npz", images=rng.integers(0, 256, (N, 28, 28, 3), dtype=np.uint8))
+  c = npz_config(tmp_path / "rgb.npz", **{"model.name": "dcgan", "train.steps": 2, "train.batch_size": 8})
+  c.model.latent_dim, c.model.g_width, c.model.d_width = 8, 8, 8
+  c.eval.every, c.eval.num_samples = 1, 20
+  workdir = str(tmp_path / "run")
+  loop.train_and_evaluate(c, workdir)
+  err = capfd.readouterr().err
+  assert err.count("make inception") == 1 and "evaluation skipped" in err
+  assert not os.path.exists(os.path.join(workdir, "eval.jsonl"))
+  assert run_lib.load_run(workdir).step == 2

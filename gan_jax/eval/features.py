@@ -13,7 +13,11 @@ Two networks map [-1, 1] NHWC images to (features, class probabilities):
   training images; a retrain writes a byte-identical file); the file's meta/test_accuracy is its accuracy
   on the 10,000 test images.
 
-* "inception": the FID InceptionV3 (see gan_jax/eval/inception.py), from weights the user converts.
+* "inception": the FID InceptionV3 (gan_jax/eval/inception.py) under one of the published pixel pipelines
+  (gan_jax/eval/fid_protocols.py), from the weights `make inception` converts into the user cache. Its FIDs
+  are the ones papers report.
+
+`auto` (the config's default) picks the classifier for Fashion-MNIST and the Inception for any other images.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 
-from gan_jax.eval import inception
+from gan_jax.eval import fid_protocols, inception
 from gan_jax.eval.feature_net import FeatureNet, check_sha256, jit_with_probs, load_variables
 from gan_jax.registry import Registry
 
@@ -83,13 +87,14 @@ def load_fashion_classifier(
   )
 
 
-# eval.feature_net (and `gan-jax eval --feature-net`) -> a loader taking the weights path ("" = its default).
-FEATURE_NETS: Registry[Callable[[str], FeatureNet]] = Registry("feature net")
+# eval.feature_net (and `gan-jax eval --feature-net`) -> a loader taking (weights path or "", FID protocol).
+FEATURE_NETS: Registry[Callable[[str, str], FeatureNet]] = Registry("feature net")
+AUTO = "auto"
 
 
 @FEATURE_NETS.register("fashion_mnist")
-def _fashion(weights: str = "") -> FeatureNet:
-  """The shipped classifier; it takes no other weights."""
+def _fashion(weights: str = "", protocol: str = "") -> FeatureNet:
+  """The shipped classifier; it takes no other weights, and its one protocol is uint8 pixels at 28x28."""
   return _shipped_fashion_classifier()
 
 
@@ -99,16 +104,24 @@ def _shipped_fashion_classifier() -> FeatureNet:
 
 
 @FEATURE_NETS.register("inception")
-def _inception(weights: str = "") -> FeatureNet:
-  """`weights`, else $GAN_JAX_INCEPTION_WEIGHTS, resolved on every call so a changed variable takes effect."""
-  return _inception_from(inception.weights_path(weights or None))
+def _inception(weights: str = "", protocol: str = fid_protocols.DEFAULT) -> FeatureNet:
+  """`weights`, else $GAN_JAX_INCEPTION_WEIGHTS, else the cache of `make inception`, resolved on every call."""
+  path = inception.weights_path(weights or None)
+  return _inception_from(path, os.path.getmtime(path), protocol or fid_protocols.DEFAULT)
 
 
-@functools.lru_cache(maxsize=2)
-def _inception_from(path: str) -> FeatureNet:
-  return inception.load_inception(path)
+@functools.lru_cache(maxsize=4)
+def _inception_from(path: str, mtime: float, protocol: str) -> FeatureNet:
+  return inception.load_inception(path, protocol=protocol)
 
 
-def get_feature_net(name: str, inception_weights: str = "") -> FeatureNet:
-  """A feature network by name, loaded once per process (per weight file for "inception")."""
-  return FEATURE_NETS.get(name)(inception_weights)
+def resolve_feature_net(name: str, dataset: str, image_shape: tuple[int, ...]) -> str:
+  """`auto`: the shipped classifier for Fashion-MNIST's 28x28x1 images, the FID Inception for anything else."""
+  if name != AUTO:
+    return name
+  return "fashion_mnist" if dataset == "fashion_mnist" and image_shape == FASHION_IMAGE_SHAPE else "inception"
+
+
+def get_feature_net(name: str, inception_weights: str = "", protocol: str = fid_protocols.DEFAULT) -> FeatureNet:
+  """A feature network by name, loaded once per process (per weight file and protocol for "inception")."""
+  return FEATURE_NETS.get(name)(inception_weights, protocol)

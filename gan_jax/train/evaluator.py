@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -14,8 +15,9 @@ import numpy as np
 
 from gan_jax import records as records_lib
 from gan_jax.data import synthetic
-from gan_jax.eval import evaluate
+from gan_jax.eval import evaluate, inception
 from gan_jax.eval import metrics as metrics_lib
+from gan_jax.eval.features import resolve_feature_net
 from gan_jax.images import save_samples
 from gan_jax.records import keep_records_until
 from gan_jax.train import checkpoint, guard
@@ -64,12 +66,19 @@ class Evaluator:
     self.gan, self.config, self.workdir = gan, config, workdir
     # Each member is scored with its own seed, so its record equals the one its run alone would write.
     self.members = setup.members
+    # Scores of another network (a `gan-jax eval --feature-net` row) are another currency: never compared.
+    self.net_name = resolve_feature_net(config.eval.feature_net, info.name, tuple(info.shape))
     self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
     self.direction = metrics_lib.direction(self.metric)
     self._generate = jax.jit(gan.generate)
+    # eval.feature_net=auto on data only the Inception scores, without its weights: train, say so once, skip.
+    self.skip_note = evaluate.check_evaluable(config, info) if config.eval.every or config.eval.final else None
+    if self.skip_note and jax.process_index() == 0:
+      print(self.skip_note, file=sys.stderr)
     self.best: dict | None = None
     self.last: list[dict] = []
     self._scores: dict[int, float] = {}  # step -> the members' mean of the metric
+    self._said_no_inception = False
     self._scored_steps: set[int] = set()
     # Every process reads the records (so all agree on what a resumed step still owes); the primary alone cuts.
     path = os.path.join(workdir, records_lib.EVAL_FILE)
@@ -79,7 +88,7 @@ class Evaluator:
     by_step: dict[int, list[dict]] = {}
     for r in kept:
       self._scored_steps.add(r["step"])
-      if self.metric in r:
+      if self.metric in r and r.get("protocol", {}).get("feature_net", self.net_name) == self.net_name:
         by_step.setdefault(r["step"], []).append(r)
     for step, records in by_step.items():
       self._note_score(step, records)
@@ -110,8 +119,15 @@ class Evaluator:
     for step in ranked[keep:]:
       self._best_mngr.delete(step)
 
-  def run(self, state: GANState, step: int) -> None:
-    """Scores each member at `step`; appends the records, then saves the best checkpoint and waits for it."""
+  def run(self, state: GANState, step: int, final: bool = False) -> None:
+    """Scores each member at `step`; appends the records, then saves the best checkpoint and waits for it.
+
+    The `final` evaluation adds the FID Inception's scores (`inception_fid`, ...) where the run is scored with
+    another network and the Inception weights are there (eval.final_inception): a number a paper can quote.
+    """
+    self.last = []
+    if self.skip_note:
+      return
     finite_M = np.asarray(guard.finite_members((state.ema_params, state.g.stats)))
     if not finite_M.all():  # reached with train.check_finite=False only
       raise guard.Diverged(
@@ -121,21 +137,27 @@ class Evaluator:
     records = []
     for m, member in enumerate(self.members):
       params, stats = take_member((state.ema_params, state.g.stats), m)
-      generate_fn = evaluate.noise_sampler(
+      # A fresh sampler per scoring: the Inception sees the same samples as the run's own network.
+      new_sampler = functools.partial(
+        evaluate.noise_sampler,
         lambda z_NZ, params=params, stats=stats: self._generate(params, stats, z_NZ),
         self.gan.latent_dim,
         seed=member.seed,
       )
-      result = evaluate.evaluate(
-        generate_fn,
-        member,
+      score = functools.partial(
+        evaluate.evaluate,
         num_samples=member.eval.num_samples or None,
-        feature_net=member.eval.feature_net,
         inception_weights=member.eval.inception_weights,
+        fid_protocol=member.eval.protocol,
         seed=member.seed,
         ema=True,
         step=step,
       )
+      result = score(new_sampler(), member, feature_net=member.eval.feature_net)
+      if final and self._adds_inception(result):
+        extra = score(new_sampler(), member, feature_net="inception")
+        result |= {f"inception_{k}": v for k, v in extra.items() if k != "protocol"}
+        result["protocol"] = {**result["protocol"], "inception": evaluate.without_provenance(extra["protocol"])}
       records.append({"step": step, **({"member": m} if len(self.members) > 1 else {}), **result})
     if jax.process_index() == 0:
       for r in records:
@@ -143,10 +165,30 @@ class Evaluator:
     self.last = records
     self._scored_steps.add(step)
     score = self._note_score(step, records) if self.metric in records[0] else None
-    if self._best_mngr is not None and score is not None:
+    # A step can be in checkpoints_best/ without its record (eval.jsonl deleted by hand): that checkpoint holds
+    # this very state, so it stays.
+    if self._best_mngr is not None and score is not None and step not in self._best_mngr.all_steps():
       self._best_mngr.save(step, args=checkpoint.save_args(state), metrics={self.metric: score}, force=True)
       # Committed before the step's own checkpoint: a checkpointed step never still owes its best checkpoint.
       self._best_mngr.wait_until_finished()
+
+  def _adds_inception(self, result: dict) -> bool:
+    """Whether the final evaluation should add the Inception's scores: asked for, not scored so already, and
+    the weights present (absent, the run says so once instead)."""
+    if not self.config.eval.final_inception or "fid" not in result or result["protocol"]["feature_net"] == "inception":
+      return False
+    try:
+      inception.weights_path(self.config.eval.inception_weights or None)
+    except FileNotFoundError:
+      if not self._said_no_inception and jax.process_index() == 0:
+        print(
+          f"no inception_fid: the FID Inception weights are absent; `{inception.FETCH_COMMAND}` once, then "
+          f"`gan-jax eval --workdir {self.workdir} --feature-net inception` scores this run",
+          file=sys.stderr,
+        )
+      self._said_no_inception = True
+      return False
+    return True
 
   def _note_score(self, step: int, records: list[dict]) -> float:
     """The members' mean of the metric at `step`, kept as the best when it beats the best so far."""

@@ -103,7 +103,7 @@ def _train(
       writer.write_image(step, picture)
 
   def score(state: GANState, step: int) -> None:
-    evaluator.run(state, step)
+    evaluator.run(state, step, final=step == steps)
     writer.write_eval(step, evaluator.last)
 
   eval_due = lambda s: bool(config.eval.every and s % config.eval.every == 0) or (s == steps and config.eval.final)

@@ -105,11 +105,16 @@ _INTEGERS = (
 )
 
 
+# Step counters and periods live in int32 arrays; seeds become uint32 PRNG keys (jax.random.PRNGKey).
+INT32_MAX, SEED_MAX = 2**31 - 1, 2**32 - 1
+
+
 def check_run_values(config: ml_collections.ConfigDict) -> None:
   """The values every run needs in range, each member's too; raises ValueError in one line naming the first bad
   one. What depends on the data (eval.best_metric, the image size) is checked where the data is known."""
   for key, low in _INTEGERS:
-    _check_int(key, _get(config, key), low)
+    _check_int(key, _get(config, key), low, high=INT32_MAX)
+  _check_int("seed", config.seed, 0, high=SEED_MAX)
   if config.log.wandb and importlib.util.find_spec("wandb") is None:
     raise ValueError("log.wandb=True: Weights & Biases is not installed; expected `pip install 'gan-jax[wandb]'`")
   for net in ("g", "d"):
@@ -147,6 +152,8 @@ def _check_float(key: str, value: object, low: float, high: float, expected: str
     raise ValueError(f"{key}={value!r}: expected {expected}")
 
 
-def _check_int(key: str, value: object, low: int, why: str = "") -> None:
-  if not isinstance(value, int) or isinstance(value, bool) or value < low:
-    raise ValueError(f"{key}={value!r}: expected an integer >= {low}{' ' + why if why else ''}")
+def _check_int(key: str, value: object, low: int, why: str = "", high: int | None = None) -> None:
+  ok = isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+  if not ok:
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+    raise ValueError(f"{key}={value!r}: expected an integer {bounds}{' ' + why if why else ''}")
