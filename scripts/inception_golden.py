@@ -41,12 +41,13 @@ def _fashion_test(n: int) -> np.ndarray:
 
 
 def _inputs() -> dict[str, np.ndarray]:
-  """Small images: 2 Fashion-MNIST test images, 2 random RGB 40x32 uint8, 2 random gray 28x28 floats in [-1, 1]."""
+  """2 Fashion-MNIST test images, 2 random RGB uint8 of 40x32 and of 400x320, 2 random gray 28x28 floats in [-1, 1]."""
   rng = np.random.default_rng(0)
   fashion = _fashion_test(2)
   return {
     "fashion_u8": fashion.reshape(2, 28, 28, 1).astype(np.uint8),
     "rgb_u8": rng.integers(0, 256, (2, 40, 32, 3), dtype=np.uint8),
+    "rgb_large_u8": rng.integers(0, 256, (2, 400, 320, 3), dtype=np.uint8),  # shrinks: PIL's antialiasing
     "float_gray": rng.uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32),
   }
 

@@ -42,7 +42,7 @@ def test_pipeline_equals_golden_torch_features(weights, protocol):
   net = inception.load_inception(weights, protocol=protocol, batch_size=8)
   assert net.num_classes == 0 and net.protocol == protocol
   with np.load(GOLDEN) as golden:
-    for name in ("fashion_u8", "rgb_u8", "float_gray"):
+    for name in ("fashion_u8", "rgb_u8", "rgb_large_u8", "float_gray"):
       images = golden[f"input/{name}"]
       images = from_uint8(images) if images.dtype == np.uint8 else images
       got, _ = evaluate._features(net, images)
