@@ -50,6 +50,24 @@ def test_splits_partition_the_file_and_keep_order(tmp_path):
     )
 
 
+def test_float_images_are_read_in_their_declared_range(tmp_path):
+  """ToTensor's [0, 1], the model's [-1, 1] and [0, 255] floats of the same pixels give the same uint8 images."""
+  pixels = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 1)).astype(np.uint8)
+  pixels[0, 0, 0, 0] = 0  # a negative value in the [-1, 1] file: unambiguous without a range
+  files_ = {
+    "u8": {"images": pixels},
+    "unit": {"images": pixels / 255.0, "range": [0, 1]},
+    "signed": {"images": pixels / 127.5 - 1.0},
+    "byte": {"images": pixels.astype(np.float32), "range": [0.0, 255.0]},
+  }
+  loaded = {}
+  for name, arrays in files_.items():
+    np.savez(tmp_path / f"{name}.npz", **arrays)
+    loaded[name] = data.load_split(npz_config(tmp_path / f"{name}.npz"), "train")[0]
+  for name in ("unit", "signed", "byte"):
+    np.testing.assert_array_equal(loaded[name], loaded["u8"], err_msg=name)
+
+
 def test_images_fitted_to_resolution_and_channels(tmp_path):
   rgb = np.zeros((10, 20, 40, 3), np.uint8)
   rgb[:, :, 5:35] = (0, 200, 0)  # green beyond the centred 20 x 20 square by more than the filter's reach
@@ -97,6 +115,9 @@ def test_points_stream_and_split(tmp_path):
     ({"images": np.zeros((4, 8, 8, 1), np.int16)}, "`images` are int16; expected uint8"),
     ({"images": np.full((4, 8, 8, 1), 2.0)}, r"`images` span \[2, 2\]; expected floats in \[-1, 1\]"),
     ({"images": np.full((4, 8, 8, 1), np.nan)}, "`images` hold NaN or inf"),
+    ({"images": np.full((4, 8, 8, 1), 0.5)}, r"fits both \[0, 1\] and \[-1, 1\]; expected the file to declare"),
+    ({"images": np.full((4, 8, 8, 1), 0.5), "range": [0, 2]}, r"`range` is \[0, 2\]; expected one of"),
+    ({"images": np.full((4, 8, 8, 1), -0.5), "range": [0, 1]}, r"span \[-0.5, -0.5\]; expected floats in \[0, 1\]"),
     ({"images": np.zeros((0, 8, 8, 1), np.uint8)}, "`images` holds 0 examples; expected at least 2"),
     ({"points": np.zeros((4, 3))}, r"`points` has shape \(4, 3\); expected N x 2"),
     ({"points": np.zeros((0, 2))}, "`points` holds 0 examples"),

@@ -1,4 +1,7 @@
-"""Arrays of one's own (`data.name = "npz:PATH"`): `images` (uint8 NHWC, or floats in [-1, 1]) or 2D `points`.
+"""Arrays of one's own (`data.name = "npz:PATH"`): `images` (uint8 NHWC, or floats) or 2D `points`.
+
+Float images are read in the range the file declares in a `range` array ([-1, 1], [0, 1] or [0, 255]), else as
+[-1, 1]; floats that all fit [0, 1] with no range declared are refused rather than guessed.
 
 An optional int `labels` gives the classes (K = max label + 1). Images are fitted to `data.resolution` and
 `data.channels` as folder images are (data.prepare.fit) when those ask for another size or colour; NHW images
@@ -73,7 +76,7 @@ def _read(spec: str, path: str) -> tuple[str, np.ndarray, np.ndarray | None]:
   if len(kinds) != 1:
     raise bad(f"holds {sorted(arrays)}; expected exactly one of `images` (NHWC) or `points` (N x 2)")
   kind, x = kinds[0], arrays[kinds[0]]
-  x = _checked_images(bad, x) if kind == "images" else _checked_points(bad, x)
+  x = _checked_images(bad, x, arrays.get("range")) if kind == "images" else _checked_points(bad, x)
   if len(x) < 2:
     raise bad(f"`{kind}` holds {len(x)} examples; expected at least 2, one of them held out for evaluation")
   labels_N = arrays.get("labels")
@@ -85,8 +88,16 @@ def _read(spec: str, path: str) -> tuple[str, np.ndarray, np.ndarray | None]:
   return kind, x, labels_N
 
 
-def _checked_images(bad, images: np.ndarray) -> np.ndarray:
-  """uint8 NHWC of stored uint8 or [-1, 1] float images, NHW taken as gray."""
+# Float image ranges a file may declare with a `range` array, e.g. np.savez(f, images=x, range=[0, 1]).
+FLOAT_RANGES = ((-1.0, 1.0), (0.0, 1.0), (0.0, 255.0))
+
+
+def _checked_images(bad, images: np.ndarray, declared: np.ndarray | None = None) -> np.ndarray:
+  """uint8 NHWC of stored uint8 or float images, NHW taken as gray.
+
+  Floats are never guessed: they are read in the range the file declares (`range`), else as [-1, 1], and floats
+  that all fit [0, 1] without a declared range (PyTorch's ToTensor output, say) are refused.
+  """
   x = images[..., None] if images.ndim == 3 else images
   if x.ndim != 4 or x.shape[-1] not in (1, 3) or 0 in x.shape[1:3]:
     raise bad(f"`images` has shape {images.shape}; expected N x H x W x C with C 1 or 3 (or N x H x W)")
@@ -96,9 +107,25 @@ def _checked_images(bad, images: np.ndarray) -> np.ndarray:
     raise bad(f"`images` are {x.dtype}; expected uint8 (0..255) or floats in [-1, 1]")
   if not np.isfinite(x).all():
     raise bad("`images` hold NaN or inf; expected floats in [-1, 1] (or uint8)")
-  if x.size and not (x.min() >= -1 and x.max() <= 1):
-    raise bad(f"`images` span [{x.min():g}, {x.max():g}]; expected floats in [-1, 1] (or uint8)")
-  return np.rint((x.astype(np.float64) + 1) * 127.5).astype(np.uint8)  # stored as uint8, as every image source
+  low, high = _float_range(bad, declared)
+  lo, hi = (float(x.min()), float(x.max())) if x.size else (low, high)
+  if lo < low or hi > high:
+    raise bad(f"`images` span [{lo:g}, {hi:g}]; expected floats in [{low:g}, {high:g}] (or uint8)")
+  if declared is None and lo >= 0:
+    raise bad(
+      f"`images` are floats in [{lo:g}, {hi:g}], which fits both [0, 1] and [-1, 1]; expected the file to declare "
+      "its range, e.g. np.savez(PATH, images=x, range=[0, 1]) (or uint8 images)"
+    )
+  return np.rint((x.astype(np.float64) - low) * (255.0 / (high - low))).astype(np.uint8)  # stored as uint8
+
+
+def _float_range(bad, declared: np.ndarray | None) -> tuple[float, float]:
+  if declared is None:
+    return FLOAT_RANGES[0]
+  values = tuple(float(v) for v in np.ravel(declared)) if np.issubdtype(np.asarray(declared).dtype, np.number) else ()
+  if values not in FLOAT_RANGES:
+    raise bad(f"`range` is {np.asarray(declared).tolist()}; expected one of {[list(r) for r in FLOAT_RANGES]}")
+  return values
 
 
 def _checked_points(bad, points: np.ndarray) -> np.ndarray:
