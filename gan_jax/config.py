@@ -160,8 +160,16 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`."""
+  """Loads `path/to/file.py[:arg]` by calling its `get_config(arg)`, or a run's recorded `DIR/config.json` (the
+  config that run trained with, to train it again elsewhere)."""
   path, _, arg = spec.partition(":")
+  if os.path.basename(path) == "config.json" and not arg:
+    try:
+      return read_run_config(os.path.dirname(path) or ".")
+    except json.JSONDecodeError as e:
+      raise ValueError(f"{path!r} is not valid JSON ({e}); expected a config.json written by `gan-jax train`") from None
+  if not path.endswith(".py"):
+    raise ValueError(f"config file {path!r}: expected an experiment file FILE.py[:ARG] or a run's DIR/config.json")
   return config_of(import_file(path), path, arg)
 
 

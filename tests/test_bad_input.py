@@ -133,6 +133,8 @@ CASES = [
   ),
   # experiment files
   ("config-missing", ["train", "--config", "{tmp}/missing.py", "--workdir", "{new}"], "missing.py' does not exist"),
+  ("config-not-python", ["train", "--config", "{tmp}/notes.txt", "--workdir", "{new}"], "notes.txt': expected an"),
+  ("config-json-broken", ["train", "--config", "{tmp}/broken/config.json", "--workdir", "{new}"], "is not valid JSON"),
   ("config-syntax", ["train", "--config", "{tmp}/syntax.py", "--workdir", "{new}"], "syntax.py:1: importing it raised"),
   ("config-returns-none", ["train", "--config", "{tmp}/returns_none.py", "--workdir", "{new}"], "returned NoneType"),
   ("config-no-get-config", ["train", "--config", "{tmp}/no_get_config.py", "--workdir", "{new}"], "no get_config()"),
@@ -222,6 +224,8 @@ def place(tmp_path_factory):
   np.savez(tmp / "rgb.npz", images=rng.integers(0, 256, (40, 32, 32, 3), np.uint8))
   for n in (20, 60):
     np.savez(tmp / f"gray{n}.npz", images=rng.integers(0, 256, (n, 28, 28, 1), np.uint8))
+  os.makedirs(tmp / "broken")
+  (tmp / "broken" / "config.json").write_text("{not json")
   os.makedirs(tmp / "no_checkpoint")
   shutil.copy(tmp / "run" / "config.json", tmp / "no_checkpoint" / "config.json")
   return tmp

@@ -306,3 +306,12 @@ def test_full_disk_stops_in_one_line_and_resumes(tmp_path):
     assert kept and steps_in(disk / "run") == steps_in(tmp_path / "full")
   finally:
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_recorded_config_json_trains_the_same_run(tmp_path, capsys):
+  """`--config DIR/config.json` re-creates a run from its record: the same losses, step for step."""
+  status, _ = train_cli(tmp_path, tmp_path / "a", capsys)
+  assert status == 0
+  capsys.readouterr()
+  assert cli.main(["train", "--config", str(tmp_path / "a" / "config.json"), "--workdir", str(tmp_path / "b")]) == 0
+  assert losses_of(tmp_path / "a") == losses_of(tmp_path / "b")
