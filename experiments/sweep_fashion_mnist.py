@@ -35,6 +35,7 @@ def get_config(arg=None):
   c.train.sample_every = 2000
   c.checkpoint.every = 2000
   c.eval.every = 2000
+  c.eval.final_inception = False  # a search ranks on the classifier; Inception FIDs of the winners come after
   return c
 
 

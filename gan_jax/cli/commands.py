@@ -29,6 +29,9 @@ def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
   if not (args.out or args.png):
     raise ValueError("nothing to write: expected --out FILE.npz, --png DIR or both")
+  if args.out and (os.path.isdir(args.out) or not args.out.endswith(".npz")):
+    what = "is a directory" if os.path.isdir(args.out) else "does not end in .npz (numpy would append it)"
+    raise ValueError(f"--out {args.out!r} {what}; expected a FILE.npz path (and --png DIR for PNG files)")
   if args.png and os.path.exists(args.png) and not os.path.isdir(args.png):
     raise ValueError(f"--png {args.png!r} is a file; expected a directory for the PNGs")
   run = run_lib.load_run(args.workdir)
