@@ -177,7 +177,7 @@ def config_of(module, path: str, arg: str = "") -> ml_collections.ConfigDict:
   """`get_config(arg)` of an experiment module imported from `path`."""
   if not hasattr(module, "get_config"):
     raise ValueError(f"config file {path!r} defines no get_config(); expected one returning a ConfigDict")
-  with _user_code(path, "get_config()"):
+  with user_code(path, "get_config()"):
     config = module.get_config(arg) if arg else module.get_config()
   if not isinstance(config, ml_collections.ConfigDict):
     raise ValueError(
@@ -187,7 +187,7 @@ def config_of(module, path: str, arg: str = "") -> ml_collections.ConfigDict:
   return config
 
 
-class _user_code:
+class user_code:
   """Errors raised by an experiment file become one line naming the file, the line and the error."""
 
   def __init__(self, path: str, what: str):
@@ -220,7 +220,7 @@ def import_file(path: str):
   name = "gan_jax_experiment_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(spec)
-  with _user_code(path, "importing it"):
+  with user_code(path, "importing it"):
     spec.loader.exec_module(module)
   return module
 

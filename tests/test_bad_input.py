@@ -21,6 +21,7 @@ BAD_FILES = {
   "nan_lr.py": "from helpers import ring_config\n\ndef get_config(arg=None):\n"
   "  c = ring_config()\n  c.optim.d.lr = float('nan')\n  return c\n",
   "no_sweep.py": EXPERIMENT,
+  "sweep_raises.py": EXPERIMENT + "\ndef get_sweep(arg=None):\n  return [{'seed': s} for s in rnage(3)]\n",
 }
 
 
@@ -198,6 +199,11 @@ CASES = [
     "ref.json",
   ),
   ("sweep-parallel-zero", ["sweep", "--config", "{exp}", "--workdir", "{new}", "--parallel", "0"], "--parallel: 0"),
+  (
+    "sweep-get-sweep-raises",
+    ["sweep", "--config", "{tmp}/sweep_raises.py", "--workdir", "{new}"],
+    "sweep_raises.py:7: get_sweep() raised NameError",
+  ),
   ("sweep-no-get-sweep", ["sweep", "--config", "{tmp}/no_sweep.py", "--workdir", "{new}"], "defines no get_sweep()"),
   (
     "interpolate-one-step",

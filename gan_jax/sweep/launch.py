@@ -77,7 +77,9 @@ def load_sweep(spec: str) -> Sweep:
       f"config file {path!r} defines no get_sweep(); expected one returning a list of override dicts, "
       "e.g. product(sweep('loss.name', ['hinge', 'non_saturating']), seeds(3))"
     )
-  points = check_points(module.get_sweep(arg) if arg else module.get_sweep())
+  with config_lib.user_code(path, "get_sweep()"):
+    points = module.get_sweep(arg) if arg else module.get_sweep()
+  points = check_points(points)
   if not points:
     raise ValueError(f"get_sweep() of {path!r} returned no points; expected at least one")
   names = name_points(points)
