@@ -98,12 +98,22 @@ def _takes_smoothing(fn: Callable) -> bool:
   return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
 
 
-def check(loss_fn: LossFn, batch_size: int = 4) -> None:
+def check(loss_fn: LossFn, batch_sizes: tuple[int, ...] = (4,)) -> None:
   """Fails at start-up, with the loss named, rather than deep inside a compiled train step.
 
-  The shape check runs under jax.eval_shape (tracing, as jit will); the real call then catches losses
-  that only fail, or return non-finite values, on concrete numbers.
+  The shape check runs under jax.eval_shape (tracing, as jit will) at every batch size given (the run's own
+  among them: a loss can be scalar at 4 and not at 64); the real call then catches losses that only fail, or
+  return non-finite values, on concrete numbers.
   """
+  for batch_size in sorted(set(batch_sizes))[1:]:
+    where = f"float32 logits of shape ({batch_size},)"
+    logits_B = jax.ShapeDtypeStruct((batch_size,), jnp.float32)
+    try:
+      out = jax.eval_shape(loss_fn, logits_B, logits_B)
+    except Exception as err:
+      raise ValueError(f"loss {describe(loss_fn)} raised on {where}: {type(err).__name__}: {err}") from err
+    _check_pair(out, describe(loss_fn), where)
+  batch_size = min(batch_sizes)
   desc = describe(loss_fn)
   real_logits_B = jnp.linspace(-2.0, 2.0, batch_size, dtype=jnp.float32)
   fake_logits_B = jnp.linspace(1.5, -2.5, batch_size, dtype=jnp.float32)

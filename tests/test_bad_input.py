@@ -21,6 +21,8 @@ BAD_FILES = {
   "nan_lr.py": "from helpers import ring_config\n\ndef get_config(arg=None):\n"
   "  c = ring_config()\n  c.optim.d.lr = float('nan')\n  return c\n",
   "no_sweep.py": EXPERIMENT,
+  "grouped_loss.py": "import jax.numpy as jnp\n\ndef loss(r, f):\n"
+  "  return jnp.mean(jnp.reshape(f - r, (4, -1)), axis=0).squeeze(), -jnp.mean(f)\n",
   "sweep_raises.py": EXPERIMENT + "\ndef get_sweep(arg=None):\n  return [{'seed': s} for s in rnage(3)]\n",
 }
 
@@ -104,6 +106,7 @@ CASES = [
   ("seed-negative", train("{new}", "--config.seed=-1"), "seed=-1: expected an integer in [0, 4294967295]"),
   ("seed-huge", train("{new}", f"--config.seed={10**30}"), "seed=1000000000000000000000000000000: expected"),
   ("steps-huge", train("{new}", f"--config.train.steps={2**40}"), "train.steps=1099511627776: expected an integer in"),
+  ("loss-not-scalar-at-run-batch", train("{new}", "--config.loss.name=grouped_loss:loss"), "returned shapes (4,)"),
   ("eval-protocol-unknown", train("{new}", "--config.eval.protocol=tf2"), "eval.protocol='tf2': expected one of"),
   (
     "inception-weights-missing",

@@ -274,7 +274,19 @@ def test_check_names_the_shapes_of_a_loss_returning_vectors():
   with pytest.raises(TypeError, match=r"per_example must return a pair .* returned shapes \(4,\) float32, \(4,\)"):
     losses.check(per_example)
   with pytest.raises(TypeError, match=r"returned shapes \(6,\)"):
-    losses.check(per_example, batch_size=6)
+    losses.check(per_example, batch_sizes=(6,))
+
+
+def test_check_traces_the_run_batch_size_too():
+  """A loss scalar at the small probe batch but not at the run's batch fails at start-up, not at step 1."""
+
+  def grouped_by_four(real_logits, fake_logits):
+    d = jnp.mean(jnp.reshape(fake_logits - real_logits, (4, -1)), axis=0)  # scalar-shaped only when B == 4
+    return d.squeeze(), -jnp.mean(fake_logits)
+
+  losses.check(grouped_by_four)  # the probe batch alone passes
+  with pytest.raises(TypeError, match=r"on float32 logits of shape \(64,\) it returned shapes \(16,\)"):
+    losses.check(grouped_by_four, batch_sizes=(4, 64))
 
 
 def test_check_rejects_a_single_output_and_integer_scalars():

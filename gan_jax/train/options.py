@@ -10,6 +10,7 @@ import importlib.util
 import math
 from collections.abc import Callable
 
+import jax
 import ml_collections
 
 from gan_jax import diffaugment, losses, models, penalties
@@ -59,7 +60,9 @@ class Options:
         "model.conditional=True, model.d_conditioning='acgan' and loss.acgan_weight > 0 (1.0 in Odena et al. 2017)"
       )
     loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
-    losses.check(loss)
+    # The shapes the step will call it with: the global batch, and each device's share of it.
+    devices = config.train.num_devices or jax.local_device_count()
+    losses.check(loss, batch_sizes=(4, train.batch_size, max(1, train.batch_size // devices)))
     pen_options = {"one_sided": True} if penalty.one_sided else {}
     pen = None
     if penalty.name != "none":  # a packed D's penalty is on its packed inputs (models.packed_penalty)
