@@ -6,8 +6,9 @@ for KID and the k-NN metrics. Real features of a split are computed once per (da
 weights hash, count, data fingerprint) and cached in the user cache (gan_jax.files.cache_dir).
 Points (ring8, grid25): the PacGAN mode metrics on 2,500 samples.
 
-Generated images are scored as a uint8 file would hold them (gan_jax.images.quantize): in memory from a
-generator or from a `gan-jax sample` file, one generator gets one FID.
+Generated images are scored as a uint8 file would hold them (gan_jax.images.quantize), so one generator gets
+one FID in memory and from a `gan-jax sample` file; the exception is the Inception's `legacy_tf` protocol,
+which scores floats as compare_gan does (gan_jax.eval.fid_protocols).
 
 Every result carries a "protocol" dict saying what was measured against what, so numbers from
 different runs, networks or sample counts are never silently compared, and where the code, libraries and
@@ -204,8 +205,6 @@ def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -
 def _feature_net_for(
   config: ml_collections.ConfigDict, info: data.DatasetInfo, feature_net: str, inception_weights: str, fid_protocol: str
 ) -> FeatureNet:
-  if feature_net != AUTO and feature_net not in FEATURE_NETS:
-    raise ValueError(f"feature net {feature_net!r}: expected {AUTO!r} or one of {FEATURE_NETS.names()}")
   name = resolve_feature_net(feature_net, info.name, tuple(info.shape))
   net = get_feature_net(name, _inception_weights(config, inception_weights), fid_protocol)
   if net.input_hw is not None and tuple(info.shape) != (*net.input_hw, *net.input_channels):

@@ -144,7 +144,7 @@ class Evaluator:
         self.gan.latent_dim,
         seed=member.seed,
       )
-      score = functools.partial(
+      evaluate_with = functools.partial(
         evaluate.evaluate,
         num_samples=member.eval.num_samples or None,
         inception_weights=member.eval.inception_weights,
@@ -153,9 +153,9 @@ class Evaluator:
         ema=True,
         step=step,
       )
-      result = score(new_sampler(), member, feature_net=member.eval.feature_net)
+      result = evaluate_with(new_sampler(), member, feature_net=member.eval.feature_net)
       if final and self._adds_inception(result):
-        extra = score(new_sampler(), member, feature_net="inception")
+        extra = evaluate_with(new_sampler(), member, feature_net="inception")
         result |= {f"inception_{k}": v for k, v in extra.items() if k != "protocol"}
         result["protocol"] = {**result["protocol"], "inception": evaluate.without_provenance(extra["protocol"])}
       records.append({"step": step, **({"member": m} if len(self.members) > 1 else {}), **result})
