@@ -156,6 +156,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.population.size = 1
   for key in MEMBER_KEYS:
     c.population[key] = ()
+  # Locked: an experiment file can only set keys that exist, as --config overrides can; a typo fails at once.
+  c.lock()
   return c
 
 

@@ -23,6 +23,8 @@ BAD_FILES = {
   "no_sweep.py": EXPERIMENT,
   "grouped_loss.py": "import jax.numpy as jnp\n\ndef loss(r, f):\n"
   "  return jnp.mean(jnp.reshape(f - r, (4, -1)), axis=0).squeeze(), -jnp.mean(f)\n",
+  "typo_key.py": "from helpers import ring_config\n\ndef get_config(arg=None):\n"
+  "  c = ring_config()\n  c.train.stpes = 5\n  return c\n",
   "sweep_raises.py": EXPERIMENT + "\ndef get_sweep(arg=None):\n  return [{'seed': s} for s in rnage(3)]\n",
 }
 
@@ -137,6 +139,7 @@ CASES = [
   ),
   # experiment files
   ("config-missing", ["train", "--config", "{tmp}/missing.py", "--workdir", "{new}"], "missing.py' does not exist"),
+  ("config-typo-key", ["train", "--config", "{tmp}/typo_key.py", "--workdir", "{new}"], "typo_key.py:5: get_config()"),
   ("config-not-python", ["train", "--config", "{tmp}/notes.txt", "--workdir", "{new}"], "notes.txt': expected an"),
   ("config-json-broken", ["train", "--config", "{tmp}/broken/config.json", "--workdir", "{new}"], "is not valid JSON"),
   ("config-syntax", ["train", "--config", "{tmp}/syntax.py", "--workdir", "{new}"], "syntax.py:1: importing it raised"),
