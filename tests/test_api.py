@@ -93,3 +93,31 @@ def test_load_run_of_2d_data_uses_the_saved_data_info(tmp_path):
     json.dump(resolved, f)
   with pytest.raises(ValueError, match="unknown data.name 'gone'"):
     gan_jax.load_run(workdir)
+
+
+def test_load_run_reads_again_while_a_live_run_moves_its_checkpoints(tmp_path, monkeypatch):
+  """A reader racing a training run: a read that fails while the checkpoint list changes is retried on the
+  settled list, not reported as a damaged run; a failure on an unchanged list is reported at once."""
+  workdir = str(tmp_path / "run")
+  gan_jax.train_and_evaluate(ring_config(**{"train.steps": 3}), workdir)
+  real_restore, real_steps = run_lib.checkpoint.restore_newest, run_lib.checkpoint.saved_steps
+  calls = {"restore": 0, "listing": 0}
+
+  def restore_racing(mngr, like):
+    calls["restore"] += 1
+    if calls["restore"] == 1:
+      raise ValueError("no checkpoint in 'checkpoints' restores (step 4: a save in progress)")
+    return real_restore(mngr, like)
+
+  def listing(path, folder="checkpoints"):
+    calls["listing"] += 1
+    return real_steps(path, folder) + ([4] if calls["listing"] == 2 else [])  # a step appears, then settles
+
+  monkeypatch.setattr(run_lib, "READ_RETRY_S", 0.0)
+  monkeypatch.setattr(run_lib.checkpoint, "restore_newest", restore_racing)
+  monkeypatch.setattr(run_lib.checkpoint, "saved_steps", listing)
+  assert gan_jax.load_run(workdir).step == 3 and calls["restore"] == 2
+  calls.update(restore=0, listing=10)  # the list no longer changes: the first failure is the answer
+  with pytest.raises(ValueError, match="a save in progress"):
+    gan_jax.load_run(workdir)
+  assert calls["restore"] == 1

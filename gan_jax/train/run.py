@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import functools
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -80,11 +81,37 @@ def load_run(workdir: str) -> Run:
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
   if not checkpoint.saved_steps(workdir):
     raise FileNotFoundError(f"workdir {workdir!r} has no checkpoint yet; expected checkpoints/ from a train run")
-  with contextlib.closing(checkpoint.manager(workdir, config.checkpoint.keep, read_only=True)) as mngr:
-    state, step, skipped = checkpoint.restore_newest(mngr, like)
+  state, step, skipped = _restore_committed(workdir, config, like)
   for s, why in skipped:
     print(f"warning: checkpoint {s} of {workdir} does not restore ({why}); loaded step {step}", file=sys.stderr)
   return Run(config, info, gan, state)
+
+
+# A run training in the workdir commits new checkpoints and deletes old ones while a reader lists and reads them.
+READ_ATTEMPTS, READ_RETRY_S = 5, 0.5
+
+
+def _restore_committed(workdir: str, config: ml_collections.ConfigDict, like: GANState) -> tuple:
+  """checkpoint.restore_newest of a workdir that may be live: where a read failed or skipped a step and the list
+  of checkpoints changed meanwhile (a save committed, an old step deleted), it reads the settled list again
+  rather than call the run damaged."""
+  for _ in range(READ_ATTEMPTS - 1):
+    listed = checkpoint.saved_steps(workdir)
+    try:
+      state, step, skipped = _read_newest(workdir, config, like)
+    except ValueError:
+      if checkpoint.saved_steps(workdir) == listed:
+        raise
+    else:
+      if not skipped or checkpoint.saved_steps(workdir) == listed:
+        return state, step, skipped
+    time.sleep(READ_RETRY_S)
+  return _read_newest(workdir, config, like)
+
+
+def _read_newest(workdir: str, config: ml_collections.ConfigDict, like: GANState) -> tuple:
+  with contextlib.closing(checkpoint.manager(workdir, config.checkpoint.keep, read_only=True)) as mngr:
+    return checkpoint.restore_newest(mngr, like)
 
 
 def sample_labels(spec: str, num: int, num_classes: int) -> np.ndarray:
