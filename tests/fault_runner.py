@@ -40,7 +40,7 @@ def after(fn, hook):
 
 writers.MetricsWriter.write = after(writers.MetricsWriter.write, lambda self, step, *a, **k: die(step, "log"))
 records.append_record = after(records.append_record, lambda workdir, record: die(record["step"], "eval_record"))
-evaluator.Evaluator.run = after(evaluator.Evaluator.run, lambda self, state, step: die(step, "eval"))
+evaluator.Evaluator.run = after(evaluator.Evaluator.run, lambda self, state, step, **k: die(step, "eval"))
 evaluator.Evaluator.__init__ = after(
   evaluator.Evaluator.__init__, lambda self, setup, workdir, resume_step=0: die(resume_step, "resume")
 )
