@@ -6,7 +6,8 @@ The first default's DCGAN-28 (experiments/dcgan_fashion_mnist_baseline.py, width
 4e-4 and EMA 0.999, for 20,000 steps, evaluated on 10,000 samples every 4000 (the :quality stage of
 experiments/sweep_fashion_mnist.py). Expected on the shipped Fashion-MNIST classifier's features, seed 0: FID
 9.5 at step 8000, 6.9 at 16,000 and 6.0 at 20,000, in 47 minutes pinned to one core of this CPU (docs/studies.md
-has the curve). Its EMA generator is the one the inpainting table of docs/studies.md uses.
+has the curve). Its EMA generator is the one the inpainting table of docs/studies.md uses. Its Inception FID
+(legacy_tf) is not measured yet: `gan-jax eval --workdir runs/dcgan_quality --feature-net inception`.
 """
 
 import os
