@@ -109,6 +109,7 @@ CASES = [
   ("seed-huge", train("{new}", f"--config.seed={10**30}"), "seed=1000000000000000000000000000000: expected"),
   ("steps-huge", train("{new}", f"--config.train.steps={2**40}"), "train.steps=1099511627776: expected an integer in"),
   ("loss-not-scalar-at-run-batch", train("{new}", "--config.loss.name=grouped_loss:loss"), "returned shapes (4,)"),
+  ("data-split-unknown", train("{new}", "--config.data.split=nope"), "data.split='nope': expected one of"),
   ("eval-protocol-unknown", train("{new}", "--config.eval.protocol=tf2"), "eval.protocol='tf2': expected one of"),
   (
     "inception-weights-missing",

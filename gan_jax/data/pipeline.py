@@ -108,6 +108,9 @@ def _builder(
   return builder
 
 
+SPLITS = ("train", "test")
+
+
 def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   """Prepares an image dataset on first use: its split size comes from the prepared files.
 
@@ -115,6 +118,8 @@ def get_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   """
   data = config.data
   if data.name in synthetic.MODES:
+    if data.split not in SPLITS:  # drawn afresh, but a typo is still refused
+      raise ValueError(f"data.split={data.split!r}: expected one of {SPLITS}")
     means_K2, _ = synthetic.mode_geometry(data.name)
     excluded_classes(config, "points", len(means_K2))
     return DatasetInfo(data.name, "points", (2,), len(means_K2), None)
