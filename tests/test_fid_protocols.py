@@ -97,14 +97,14 @@ def test_parser_lists_every_protocol():
 
 
 def test_network_input_is_the_definition():
-  """(x + 1) * 127.5, the protocol's resize, gray repeated, (x - 128) / 128; against numpy in float64."""
+  """(x + 1) * 127.5, the protocol's resize, gray repeated, the network's scaling; against numpy in float64."""
   images = np.random.default_rng(0).uniform(-1, 1, (2, 28, 28, 1)).astype(np.float32)
   for name in fid_protocols.names():
     protocol = fid_protocols.get(name)
     got = np.asarray(fid_protocols.network_input(protocol, jnp.asarray(images)))
     want = resize.resize_numpy(protocol.resize, (images.astype(np.float64) + 1) * 127.5, (299, 299))
     want = np.clip(want, 0, 255) if protocol.clip else want
-    want = (np.repeat(want, 3, axis=-1) - 128) / 128
+    want = (np.repeat(want, 3, axis=-1) - protocol.centre) / protocol.centre
     assert got.shape == (2, 299, 299, 3)
     np.testing.assert_allclose(got, want, atol=2e-5, err_msg=name)
 

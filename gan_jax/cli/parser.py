@@ -34,7 +34,7 @@ def count(low: int) -> type:
 
 
 # Mirrors gan_jax.eval.fid_protocols (not imported: --help must not load JAX); tests/test_fid_protocols.py compares.
-FID_PROTOCOLS = ("clean", "legacy_tf", "nvidia")
+FID_PROTOCOLS = ("clean", "legacy_tf", "nvidia", "pytorch_fid")
 # `gan-jax eval --convention`: the sample count, real split and protocol of a line of published work.
 CONVENTIONS = {
   "ttur": {"num": 10_000, "real_split": "test", "protocol": "legacy_tf"},  # TTUR, Lucic et al. 2018

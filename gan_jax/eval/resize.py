@@ -5,9 +5,10 @@ summing to 1) from the library's own index arithmetic, so the three pipelines' p
 approximated by a generic kernel:
 
 * `tf1_bilinear`: TensorFlow 1's `tf.image.resize_bilinear(align_corners=False)`, the legacy kernel
-  without half-pixel centres (TTUR, TF-GAN, compare_gan): source = i * in/out.
-* `torch_bilinear`: `F.interpolate(mode="bilinear", align_corners=False)` (StyleGAN2-ADA's metrics): half-pixel
-  centres, source = (i + 0.5) * in/out - 0.5 clamped at 0, no antialiasing.
+  without half-pixel centres (TTUR, TF-GAN, compare_gan; StyleGAN2-ADA's grid_sample computes the same):
+  source = i * in/out.
+* `torch_bilinear`: `F.interpolate(mode="bilinear", align_corners=False)` (pytorch-fid): half-pixel centres,
+  source = (i + 0.5) * in/out - 0.5 clamped at 0, no antialiasing.
 * `pil_bicubic`: PIL's `Image.resize(BICUBIC)` (clean-fid): the cubic kernel with a = -0.5, support 2 widened by
   the reduction factor when shrinking (antialiasing), centres at (i + 0.5) * in/out, weights normalised per row.
 """
