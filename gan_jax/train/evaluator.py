@@ -155,9 +155,13 @@ class Evaluator:
       )
       result = evaluate_with(new_sampler(), member, feature_net=member.eval.feature_net)
       if final and self._adds_inception(result):
-        extra = evaluate_with(new_sampler(), member, feature_net="inception")
-        result |= {f"inception_{k}": v for k, v in extra.items() if k != "protocol"}
-        result["protocol"] = {**result["protocol"], "inception": evaluate.without_provenance(extra["protocol"])}
+        try:
+          extra = evaluate_with(new_sampler(), member, feature_net="inception")
+        except (ValueError, OSError) as e:  # damaged weights: the run's own record stands, said in one line
+          print(f"no inception_fid: {e}", file=sys.stderr)
+        else:
+          result |= {f"inception_{k}": v for k, v in extra.items() if k != "protocol"}
+          result["protocol"] = {**result["protocol"], "inception": evaluate.without_provenance(extra["protocol"])}
       records.append({"step": step, **({"member": m} if len(self.members) > 1 else {}), **result})
     if jax.process_index() == 0:
       for r in records:

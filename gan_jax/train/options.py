@@ -10,7 +10,6 @@ import importlib.util
 import math
 from collections.abc import Callable
 
-import jax
 import ml_collections
 
 from gan_jax import diffaugment, losses, models, penalties
@@ -60,9 +59,8 @@ class Options:
         "model.conditional=True, model.d_conditioning='acgan' and loss.acgan_weight > 0 (1.0 in Odena et al. 2017)"
       )
     loss = losses.get(loss_fn or config.loss.name, label_smoothing=config.loss.label_smoothing)
-    # The shapes the step will call it with: the global batch, and each device's share of it.
-    devices = config.train.num_devices or jax.local_device_count()
-    losses.check(loss, batch_sizes=(4, train.batch_size, max(1, train.batch_size // devices)))
+    # The logits the step gives it: the whole (gathered) batch, packed by model.pac (PacGAN) where it is.
+    losses.check(loss, batch_sizes=(4, train.batch_size, max(1, train.batch_size // max(1, config.model.pac))))
     pen_options = {"one_sided": True} if penalty.one_sided else {}
     pen = None
     if penalty.name != "none":  # a packed D's penalty is on its packed inputs (models.packed_penalty)
@@ -117,7 +115,10 @@ def check_run_values(config: ml_collections.ConfigDict) -> None:
   one. What depends on the data (eval.best_metric, the image size) is checked where the data is known."""
   for key, low in _INTEGERS:
     _check_int(key, _get(config, key), low, high=INT32_MAX)
-  _check_int("seed", config.seed, 0, high=SEED_MAX)
+  size = config.population.size if isinstance(config.population.size, int) else 1
+  _check_int("seed", config.seed, 0, high=SEED_MAX - max(0, size - 1), why="(member m takes seed + m)")
+  for value in tuple(config.population.seed):
+    _check_int("population.seed value", value, 0, high=SEED_MAX)
   if config.log.wandb and importlib.util.find_spec("wandb") is None:
     raise ValueError("log.wandb=True: Weights & Biases is not installed; expected `pip install 'gan-jax[wandb]'`")
   for net in ("g", "d"):
