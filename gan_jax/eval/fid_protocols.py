@@ -6,12 +6,12 @@ Each protocol fixes three things, and every evaluation record names the protocol
 * the resize to 299x299 (gan_jax/eval/resize.py), as that pipeline's library computes it;
 * gray to RGB by repeating the channel, then the network's input scaling.
 
-| name          | reproduces                               | quantised | resize                          | scaling         |
-|---------------|------------------------------------------|-----------|---------------------------------|-----------------|
-| `legacy_tf`   | TTUR, TF-GAN, compare_gan (Lucic et al.) | no        | TF1 resize_bilinear, no half-px | (x - 128) / 128 |
-| `nvidia`      | StyleGAN2-ADA's metrics                  | uint8     | the same, as grid_sample        | (x - 128) / 128 |
-| `clean`       | clean-fid (its default "clean" mode)     | uint8     | PIL bicubic, clipped to 0..255  | (x - 128) / 128 |
-| `pytorch_fid` | pytorch-fid                              | uint8     | torch bilinear, half-pixel      | x / 127.5 - 1   |
+| name          | reproduces                           | quantised | resize                          | scaling         |
+|---------------|--------------------------------------|-----------|---------------------------------|-----------------|
+| `legacy_tf`   | TTUR, TF-GAN, compare_gan (Lucic)    | no        | TF1 resize_bilinear, no half-px | (x - 128) / 128 |
+| `nvidia`      | StyleGAN2-ADA's metrics              | uint8     | the same, as grid_sample        | (x - 128) / 128 |
+| `clean`       | clean-fid (its default "clean" mode) | uint8     | PIL bicubic, clipped to 0..255  | (x - 128) / 128 |
+| `pytorch_fid` | pytorch-fid                          | uint8     | torch bilinear, half-pixel      | x / 127.5 - 1   |
 
 compare_gan feeds its generator's [0, 1] output times 255 as floats; gan_jax's [-1, 1] output maps the same
 way, (x + 1) * 127.5. NVIDIA's network resizes inside with affine_grid + grid_sample (align_corners=False,
