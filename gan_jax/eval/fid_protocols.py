@@ -15,8 +15,9 @@ Each protocol fixes three things, and every evaluation record names the protocol
 
 compare_gan feeds its generator's [0, 1] output times 255 as floats; gan_jax's [-1, 1] output maps the same
 way, (x + 1) * 127.5. NVIDIA's network resizes inside with affine_grid + grid_sample (align_corners=False,
-shifted by 1/in - 1/out), which samples the input at i * in/out: TF1's legacy kernel. clean-fid and pytorch-fid
-read uint8 files; real images come from uint8 files too, so they are the same under every protocol before the
+shifted by 1/in - 1/out), which samples the input at i * in/out: TF1's legacy kernel. clean-fid and
+pytorch-fid score uint8 files (clean-fid feeds a generator's floats as they are: the `clean` protocol matches
+its scores of sample files). Real images come from uint8 files, so every protocol sees them alike before the
 resize.
 """
 

@@ -37,6 +37,9 @@ class _StorageType:
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_unused: Any) -> np.ndarray:
   """torch._utils._rebuild_tensor_v2 on a numpy buffer: a strided view, copied to a contiguous array."""
   itemsize = storage.dtype.itemsize
+  last = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) if all(size) else offset - 1
+  if offset < 0 or min(stride, default=0) < 0 or last >= len(storage):
+    raise pickle.UnpicklingError(f"tensor of size {tuple(size)} at offset {offset} lies outside its storage")
   view = np.lib.stride_tricks.as_strided(
     storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride), writeable=False
   )
