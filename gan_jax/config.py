@@ -50,8 +50,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.exclude_classes = ()
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = "dcgan"  # mlp_gan | dcgan | mlp2d | pacgan_mlp | resnet | a name registered in gan_jax.models.
+  # mlp_gan | dcgan | mlp2d | pacgan_mlp | resnet | infogan (Lucic et al. 2018) | a name registered in gan_jax.models.
+  c.model.name = "dcgan"
   c.model.latent_dim = 100  # Size of z ~ N(0, I).
+  c.model.latent_dist = "normal"  # normal | uniform: z ~ U(-1, 1), as compare_gan (model infogan only).
   c.model.g_width = 64  # Base channel / unit count of G; meaning is per model.
   c.model.d_width = 64  # Base channel / unit count of D.
   c.model.dropout = 0.3  # D dropout rate where the model has dropout (mlp_gan).
@@ -77,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.penalty.name = "none"  # none | wgan_gp | r1 | r2 | dragan.
   c.penalty.weight = 10.0  # For r1 / r2 the penalty is mean ||grad||^2, so weight = gamma / 2.
   c.penalty.one_sided = False  # wgan_gp only: max(0, ||grad|| - 1)^2 (Petzka et al. 2018).
+  # paper | compare_gan (wgan_gp, dragan): sqrt(1e-4 + ||g||^2) of [0, 1]-pixel gradients, DRAGAN's of sigmoid(D).
+  c.penalty.form = "paper"
   c.penalty.every = 1  # Lazy regularisation: apply every k D steps with weight * k (StyleGAN2).
 
   c.augment = ml_collections.ConfigDict()
@@ -102,6 +106,9 @@ def base_config() -> ml_collections.ConfigDict:
   # alternating: D update(s), then G against the updated D (PyTorch DCGAN). simultaneous: one
   # D pass gives both losses and both networks step at once (TF DCGAN tutorial); needs d_steps=1.
   c.train.update_order = "alternating"
+  # G's update draws its own z instead of reusing the last D update's generator pass (compare_gan's WGAN-GP);
+  # costs one more G forward pass per step; needs train.update_order="alternating".
+  c.train.g_fresh_noise = False
   c.train.weight_clip = 0.0  # Clip every D parameter to [-c, c] after each update (WGAN); 0 disables.
   c.train.ema_decay = 0.999  # EMA of G params used for samples and evaluation; 0 disables.
   c.train.ema_start = 0  # Step before which the EMA copies G (warm-up).

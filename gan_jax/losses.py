@@ -191,6 +191,12 @@ def least_squares(real_logits: jax.Array, fake_logits: jax.Array) -> LossPair:
   return d_loss, 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
+@register("least_squares_sigmoid")
+def least_squares_sigmoid(real_logits: jax.Array, fake_logits: jax.Array) -> LossPair:
+  """LSGAN as compare_gan v1 (Lucic et al. 2018) has it: least_squares on D's sigmoid, not on its logit."""
+  return least_squares(jax.nn.sigmoid(real_logits), jax.nn.sigmoid(fake_logits))
+
+
 @register("relativistic")
 def relativistic(real_logits: jax.Array, fake_logits: jax.Array, *, label_smoothing: float = 0.0) -> LossPair:
   """RSGAN (Jolicoeur-Martineau 2018): D scores how much more real x_r looks than its paired x_f.

@@ -68,6 +68,19 @@ def _norms(sq_norms_B: jax.Array) -> jax.Array:
   return jnp.where(positive_B, jnp.sqrt(jnp.where(positive_B, sq_norms_B, 1.0)), 0.0)
 
 
+# penalty.form: "paper" as the papers write it; "compare_gan" as compare_gan v1 computes it (Lucic et al. 2018).
+FORMS = ("paper", "compare_gan")
+
+
+def _gradient_norms(d_fn: DiscriminatorFn, x: jax.Array, form: str) -> jax.Array:
+  """‖∇D(x)‖ per example. compare_gan's form is sqrt(1e-4 + ‖g‖²) with g taken with respect to pixels in
+  [0, 1], i.e. twice the gradient with respect to gan_jax's [-1, 1] pixels."""
+  if form not in FORMS:
+    raise ValueError(f"penalty.form={form!r}: expected one of {FORMS}")
+  grads = _input_grads(d_fn, x)
+  return _norms(_sq_norms(grads)) if form == "paper" else jnp.sqrt(1e-4 + _sq_norms(2.0 * grads))
+
+
 def _per_example(key: jax.Array, x: jax.Array) -> jax.Array:
   """U[0, 1] draws of shape [B, 1, ..., 1], one per example, broadcasting against x."""
   return jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
@@ -86,18 +99,24 @@ def no_penalty(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax
 
 @register("wgan_gp", at="between")
 def wgan_gp(
-  d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array, *, one_sided: bool = False
+  d_fn: DiscriminatorFn,
+  real: jax.Array,
+  fake: jax.Array,
+  rng: jax.Array,
+  *,
+  one_sided: bool = False,
+  form: str = "paper",
 ) -> jax.Array:
   """WGAN-GP (Gulrajani et al. 2017): a soft 1-Lipschitz constraint, E (‖∇D(x̂)‖ - 1)².
 
   x̂ = ε·real + (1 - ε)·fake with ε ~ U[0, 1] per example, the paper's sampling between the two
   distributions. `one_sided` penalises only norms above 1, E max(0, ‖∇D(x̂)‖ - 1)² (WGAN-LP, Petzka et
-  al. 2018), which is what a Lipschitz constraint actually requires.
+  al. 2018), which is what a Lipschitz constraint actually requires. `form`: see _gradient_norms.
   """
   _check_same_shape("wgan_gp", real, fake)
   eps = _per_example(rng, real)
   x_hat = eps * real + (1.0 - eps) * fake
-  excess_B = _norms(_sq_norms(_input_grads(d_fn, x_hat))) - 1.0
+  excess_B = _gradient_norms(d_fn, x_hat, form) - 1.0
   if one_sided:
     excess_B = jax.nn.relu(excess_B)
   return jnp.mean(jnp.square(excess_B))
@@ -120,18 +139,22 @@ def r2(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) 
 
 
 @register("dragan", at="real")
-def dragan(d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array) -> jax.Array:
+def dragan(
+  d_fn: DiscriminatorFn, real: jax.Array, fake: jax.Array, rng: jax.Array, *, form: str = "paper"
+) -> jax.Array:
   """DRAGAN (Kodali et al. 2017): E (‖∇D(x̂)‖ - 1)² near the real data, where sharp D gradients collapse modes.
 
   Samples x̂ as the authors' reference implementation (github.com/kodalinaveen3/DRAGAN) does, not with the
   paper's Gaussian noise: x_p = real + 0.5·std(real)·u, u ~ U[0, 1] elementwise, std over every element of
   this batch (this device's shard under data parallelism); then x̂ = real + α·(x_p - real), α ~ U[0, 1]
-  per example.
+  per example. compare_gan's form penalises the gradient of sigmoid(D), not of the logit (and see
+  _gradient_norms); the perturbation is linear, so drawing it on [-1, 1] pixels equals drawing it on [0, 1] ones.
   """
   noise_key, alpha_key = jax.random.split(rng)
   perturbed = real + 0.5 * jnp.std(real) * jax.random.uniform(noise_key, real.shape, real.dtype)
   x_hat = real + _per_example(alpha_key, real) * (perturbed - real)
-  return jnp.mean(jnp.square(_norms(_sq_norms(_input_grads(d_fn, x_hat))) - 1.0))
+  penalised = d_fn if form == "paper" else (lambda x: jax.nn.sigmoid(d_fn(x)))
+  return jnp.mean(jnp.square(_gradient_norms(penalised, x_hat, form) - 1.0))
 
 
 def weight_clip(params: Any, c: float) -> Any:

@@ -77,6 +77,7 @@ OPTIONS = {
   "minimax": {"loss.label_smoothing": 0.1},
   "hinge": {"penalty.every": 2},
   "least_squares": {"train.d_steps": 2},
+  "least_squares_sigmoid": {"train.g_fresh_noise": True, "train.d_steps": 2},
   "wasserstein": {"train.weight_clip": 0.5},
   "non_saturating": {"train.update_order": "simultaneous"},
   "relativistic": {"optim.d.grad_clip": 1.0, "optim.g.schedule": "cosine", "optim.g.warmup_steps": 50},
@@ -118,3 +119,13 @@ def test_every_objective_trains_ring8_without_nan(overrides, tmp_path):
   assert all(math.isfinite(v) for r in rows for v in r.values()), rows[-1]
   if overrides["penalty.name"] != "none":
     assert any(r["penalty"] > 0 for r in rows)
+
+
+def test_fresh_g_noise_changes_only_gs_update():
+  """train.g_fresh_noise (compare_gan's WGAN-GP): the D updates are bit for bit those of the shared-pass step,
+  while G, updated on its own draw of z, lands elsewhere."""
+  shared = one_step(ring_config(**{"train.d_steps": 2}), None)
+  fresh = one_step(ring_config(**{"train.d_steps": 2, "train.g_fresh_noise": True}), None)
+  for a, b in zip(jax.tree.leaves(shared[1].d), jax.tree.leaves(fresh[1].d), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert any(changed(shared[1].g.params, fresh[1].g.params))  # Adam's first step is about lr·sign(grad)

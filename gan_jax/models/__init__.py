@@ -65,6 +65,7 @@ def get(
   """
   dtype = dtype_of(compute_dtype)
   generator, discriminator = MODELS.get(model_config.name)(model_config, info)
+  check_g_options(model_config, generator)
   check_d_options(model_config, discriminator)
   pair = []
   for module in (generator, discriminator):
@@ -83,6 +84,20 @@ def get(
 
 # The mode-collapse remedies a discriminator takes as fields of the same names (mlp.MLPDiscriminator's).
 D_OPTIONS = {"pac": 1, "minibatch_std": False}
+# The generator options of the same kind (infogan.InfoGANGenerator's), with the families that take them.
+G_OPTIONS = {"latent_dist": ("normal", "infogan")}
+
+
+def check_g_options(model_config: ml_collections.ConfigDict, generator: nn.Module) -> None:
+  """model.latent_dist set only for a family whose G takes it."""
+  fields = {f.name for f in dataclasses.fields(generator)}
+  for key, (default, families) in G_OPTIONS.items():
+    value = model_config.get(key, default)
+    if value != default and key not in fields:
+      raise ValueError(
+        f"model.{key}={value!r}: model.name={model_config.name!r} has no G with this option; expected "
+        f"model.{key}={default!r} or model.name among {families}"
+      )
 
 
 def check_d_options(model_config: ml_collections.ConfigDict, discriminator: nn.Module) -> None:
@@ -145,4 +160,4 @@ def generator_classes(generator: nn.Module) -> int:
   return getattr(generator, "num_classes", 0)
 
 
-from gan_jax.models import dcgan, mlp, resnet  # noqa: E402,F401  (registration)
+from gan_jax.models import dcgan, infogan, mlp, resnet  # noqa: E402,F401  (registration)

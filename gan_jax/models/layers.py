@@ -32,6 +32,18 @@ def conv_transpose_4x4_s2(features: int, *, fast_ops: bool = False, name: str | 
   return nn.ConvTranspose(features, (4, 4), (2, 2), "SAME", name=name, **kwargs)
 
 
+# model.latent_dist: the prior of G's z. Callers always draw z ~ N(0, I); a generator maps it through `latent`.
+LATENT_DISTS = ("normal", "uniform")
+
+
+def latent(z_BZ: jax.Array, dist: str) -> jax.Array:
+  """z ~ N(0, I) as a draw from `dist`: "uniform" is U(-1, 1) by the probability integral transform 2·Phi(z) - 1
+  (compare_gan's z), so every sampler, fixed evaluation noise included, keeps drawing normals."""
+  if dist not in LATENT_DISTS:
+    raise ValueError(f"model.latent_dist={dist!r}: expected one of {LATENT_DISTS}")
+  return z_BZ if dist == "normal" else 2.0 * jax.scipy.special.ndtr(z_BZ) - 1.0
+
+
 class ExampleDropout(nn.Module):
   """Dropout whose mask for example i depends only on (rng, i), not on the device layout."""
 
@@ -47,7 +59,7 @@ class ExampleDropout(nn.Module):
     return jnp.where(keep(ids_B), x_BF / (1 - self.rate), 0.0)
 
 
-def batch_norm(train: bool, momentum: float = 0.9, affine: bool = True) -> nn.BatchNorm:
+def batch_norm(train: bool, momentum: float = 0.9, affine: bool = True, epsilon: float = 1e-5) -> nn.BatchNorm:
   """Batch norm over the *global* batch: statistics are averaged over the data axis (on one device, no
   collective at all). `affine=False` leaves out the scale and bias, for conditional batch norm's own.
 
@@ -57,6 +69,7 @@ def batch_norm(train: bool, momentum: float = 0.9, affine: bool = True) -> nn.Ba
   return nn.BatchNorm(
     use_running_average=not train,
     momentum=momentum,
+    epsilon=epsilon,
     axis_name=axis_name,
     dtype=jnp.float32,
     use_scale=affine,

@@ -33,6 +33,7 @@ class Options:
   augment_policy: tuple[str, ...]  # DiffAugment ops before every D call
   weight_clip: float  # > 0: D's parameters clipped to [-c, c] after each update
   ema_start: int  # steps before which the EMA copies G
+  g_fresh_noise: bool = False  # G's update draws its own z rather than reusing the last D update's fakes
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict, loss_fn: Callable | None = None) -> Options:
@@ -48,6 +49,10 @@ class Options:
       raise ValueError(
         f"train.update_order='simultaneous' takes one D update per step; got train.d_steps={train.d_steps}"
       )
+    if train.g_fresh_noise and train.update_order != "alternating":
+      raise ValueError(
+        "train.g_fresh_noise=True draws G's own pass after D's updates; expected train.update_order='alternating'"
+      )
     if config.model.d_conditioning not in D_CONDITIONINGS:
       raise ValueError(f"model.d_conditioning={config.model.d_conditioning!r}: expected one of {D_CONDITIONINGS}")
     acgan = config.model.conditional and config.model.d_conditioning == "acgan"
@@ -62,6 +67,13 @@ class Options:
     # The logits the step gives it: the whole (gathered) batch, packed by model.pac (PacGAN) where it is.
     losses.check(loss, batch_sizes=(4, train.batch_size, max(1, train.batch_size // max(1, config.model.pac))))
     pen_options = {"one_sided": True} if penalty.one_sided else {}
+    if penalty.form != "paper":
+      if penalty.form not in penalties.FORMS or penalty.name not in ("wgan_gp", "dragan"):
+        raise ValueError(
+          f"penalty.form={penalty.form!r} with penalty.name={penalty.name!r}: expected 'paper', or 'compare_gan' "
+          "with penalty.name 'wgan_gp' or 'dragan'"
+        )
+      pen_options["form"] = penalty.form
     pen = None
     if penalty.name != "none":  # a packed D's penalty is on its packed inputs (models.packed_penalty)
       pen = models.packed_penalty(penalties.get(penalty.name, **pen_options), config.model.pac)
@@ -78,6 +90,7 @@ class Options:
       augment_policy=diffaugment.parse_policy(config.augment.policy),
       weight_clip=float(train.weight_clip),
       ema_start=train.ema_start,
+      g_fresh_noise=bool(train.g_fresh_noise),
     )
 
   @property

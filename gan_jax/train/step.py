@@ -37,15 +37,20 @@ def make_member_step(gan: GAN, opts: Options) -> Callable[[GANState, Batch, jax.
   it stays unbatched under the population vmap (see sharded_train_step)."""
   terms = Terms(gan, opts)
 
+  def generator_pass(g: NetState, key: jax.Array, labels_B: jax.Array | None, batch: int) -> tuple:
+    """(fake, its VJP to G's parameters, G's updated collections); z and dropout from split(key, 3)[:2]."""
+    z_key, drop_key, _ = jax.random.split(key, 3)
+    generate = lambda p: terms.generate(p, g.stats, z_key, drop_key, labels_B, batch)
+    return jax.vjp(generate, g.params, has_aux=True)
+
   def d_update(
     u: int, key: jax.Array, g: NetState, d: NetState, batch: Batch, step: jax.Array, hp: dict[str, jax.Array]
   ) -> tuple[NetState, NetState, GeneratorPass, Metrics]:
     """D update u on its own real batch; G moves only its collections. fold_in(key, u) is this update's."""
-    z_key, drop_key, d_key = jax.random.split(jax.random.fold_in(key, u), 3)
+    d_key = jax.random.split(jax.random.fold_in(key, u), 3)[2]
     labels = terms.labels(batch, u, jax.random.fold_in(key, opts.d_steps + 1 + u))
     real, d_count = batch["x"][u], step * opts.d_steps + u
-    generate = lambda p: terms.generate(p, g.stats, z_key, drop_key, labels[1], real.shape[0])
-    fake, g_vjp, g_stats = jax.vjp(generate, g.params, has_aux=True)
+    fake, g_vjp, g_stats = generator_pass(g, jax.random.fold_in(key, u), labels[1], real.shape[0])
     objective = lambda p, f: terms.d_and_g_loss(d.replace(params=p), real, f, labels, d_key, d_count, hp)
     dg_dfake = None
     if opts.update_order == "simultaneous":  # both losses from one D pass, before either network moves
@@ -63,7 +68,12 @@ def make_member_step(gan: GAN, opts: Options) -> Callable[[GANState, Batch, jax.
     key, g, d, hp = jax.random.fold_in(state.rng, state.step), state.g, state.d, state.hparams
     for u in range(opts.d_steps):
       g, d, last, metrics = d_update(u, key, g, d, batch, step, hp)
-    # G's update reuses the last D update's generator pass, pulled back through its VJP.
+    # G's update reuses the last D update's generator pass, pulled back through its VJP, or draws its own z.
+    if opts.g_fresh_noise:  # fold_in(key, 2U + 1): after the fake labels' salts
+      fake, g_vjp, g_stats = generator_pass(
+        g, jax.random.fold_in(key, 2 * opts.d_steps + 1), last.labels[1], len(last.real)
+      )
+      g, last = g.replace(stats=g_stats), last._replace(fake=fake, g_vjp=g_vjp)
     dg_dfake = last.dg_dfake
     if opts.update_order == "alternating":  # G against the updated D, whose collections from this pass are dropped
       g_loss = lambda f: terms.losses(d, last.real, f, last.labels, jax.random.fold_in(key, opts.d_steps))[0][1]
