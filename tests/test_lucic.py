@@ -223,3 +223,22 @@ def test_experiment_settings_are_compare_gans_defaults(model):
 def test_unknown_model_is_one_line():
   with pytest.raises(ValueError, match="lucic_fashion_mnist.py:began: expected one of"):
     config_lib.load(f"{EXPERIMENT}:began")
+
+
+@pytest.mark.parametrize("model", ["ns_gan", "wgan", "wgan_gp"])
+def test_wide_search_draws_inside_lucics_ranges(model):
+  sweep_file = config_lib.import_file(os.path.join(os.path.dirname(EXPERIMENT), "sweep_lucic.py"))
+  points = sweep_file.get_sweep(model)
+  assert len(points) == 16 and points == sweep_file.get_sweep(model)
+  for point in points:
+    c = sweep_file.get_config(model)
+    config_lib.apply_overrides(c, point)
+    Options.from_config(c)
+    lr, b1, k = c.optim.d.lr, c.optim.d.b1, c.train.d_steps
+    assert 1e-5 <= lr <= 1e-2 and c.optim.g.lr == lr and 0 <= b1 <= 1 and c.optim.g.b1 == b1
+    assert k in (1, 5) and c.train.steps * k == 15625 and c.model.d_norm in ("batch", "none")
+    if model == "wgan":
+      assert 1e-3 <= c.train.weight_clip <= 1
+    if model == "wgan_gp":
+      assert 0.1 <= c.penalty.weight <= 100
+  assert {p["train.d_steps"] for p in points} == {1, 5}
