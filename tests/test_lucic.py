@@ -242,3 +242,15 @@ def test_wide_search_draws_inside_lucics_ranges(model):
     if model == "wgan_gp":
       assert 0.1 <= c.penalty.weight <= 100
   assert {p["train.d_steps"] for p in points} == {1, 5}
+
+
+def test_fast_ops_layers_keep_parameters_and_maps():
+  """train.xla_cpu's custom gradients (models.fast_ops) change neither the parameter tree nor the forward maps."""
+  g, d, g_vars, d_vars = init(**{"model.d_norm": "none"})
+  g_fast, d_fast = g.clone(fast_ops=True), d.clone(fast_ops=True)
+  z = jax.random.normal(jax.random.PRNGKey(8), (3, 64))
+  fast_vars = g_fast.init(jax.random.PRNGKey(0), jnp.zeros((4, 64)), train=False)
+  assert jax.tree.structure(fast_vars) == jax.tree.structure(g_vars)
+  np.testing.assert_allclose(g_fast.apply(g_vars, z, train=False), g.apply(g_vars, z, train=False), atol=1e-6)
+  x = g.apply(g_vars, z, train=False)
+  np.testing.assert_allclose(d_fast.apply(d_vars, x, train=False), d.apply(d_vars, x, train=False), atol=1e-6)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.models import d_norm, register
-from gan_jax.models.layers import batch_norm, dcgan_init, latent
+from gan_jax.models.layers import batch_norm, conv_transpose_4x4_s2, dcgan_init, dense, latent
 
 # compare_gan's ops.batch_norm: tf.contrib.layers.batch_norm(decay=0.999, epsilon=0.001, scale=True).
 BN_DECAY, BN_EPSILON = 0.999, 1e-3
@@ -35,6 +35,7 @@ class InfoGANGenerator(nn.Module):
   out_shape: tuple[int, int, int]
   latent_dist: str = "normal"  # layers.LATENT_DISTS: the prior G's z is drawn from
   dtype: jax.typing.DTypeLike | None = None
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, z_BZ: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -42,16 +43,23 @@ class InfoGANGenerator(nn.Module):
     lrelu = lambda x: nn.leaky_relu(x, 0.2)
     h = nn.Dense(1024, kernel_init=dcgan_init, dtype=self.dtype)(latent(z_BZ, self.latent_dist))
     h = lrelu(_bn(train)(h))
-    h = lrelu(_bn(train)(nn.Dense((H // 4) * (W // 4) * 128, kernel_init=dcgan_init, dtype=self.dtype)(h)))
-    h = h.reshape((-1, H // 4, W // 4, 128))
-    h = lrelu(_bn(train)(nn.ConvTranspose(64, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype)(h)))
-    logits = nn.ConvTranspose(C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype)(h)
+    fc = dense((H // 4) * (W // 4) * 128, fast_ops=self.fast_ops, kernel_init=dcgan_init, dtype=self.dtype)
+    h = lrelu(_bn(train)(fc(h))).reshape((-1, H // 4, W // 4, 128))
+    # Named as flax names nn.ConvTranspose, so that both layer choices share checkpoints.
+    up = conv_transpose_4x4_s2(
+      64, fast_ops=self.fast_ops, kernel_init=dcgan_init, dtype=self.dtype, name="ConvTranspose_0"
+    )
+    h = lrelu(_bn(train)(up(h)))
+    logits = nn.ConvTranspose(
+      C, (4, 4), (2, 2), "SAME", kernel_init=dcgan_init, dtype=self.dtype, name="ConvTranspose_1"
+    )(h)
     return 2.0 * jax.nn.sigmoid(logits.astype(jnp.float32)) - 1.0  # compare_gan's [0, 1] sigmoid, as [-1, 1]
 
 
 class InfoGANDiscriminator(nn.Module):
   norm: str = "batch"  # "batch" (compare_gan's discriminator_batchnorm) or "none"
   dtype: jax.typing.DTypeLike | None = None
+  fast_ops: bool = False  # models.fast_ops' custom gradients (CPU; see train.xla_cpu)
 
   @nn.compact
   def __call__(self, x_BHWC: jax.Array, labels_B: jax.Array | None = None, *, train: bool) -> jax.Array:
@@ -60,7 +68,8 @@ class InfoGANDiscriminator(nn.Module):
     conv = lambda w: nn.Conv(w, (4, 4), (2, 2), "SAME", kernel_init=conv_init, dtype=self.dtype)
     h = lrelu(conv(64)((x_BHWC + 1.0) / 2.0))  # compare_gan's pixels in [0, 1]
     h = lrelu(bn(conv(128)(h)))
-    h = lrelu(bn(nn.Dense(1024, kernel_init=dcgan_init, dtype=self.dtype)(h.reshape((h.shape[0], -1)))))
+    fc = dense(1024, fast_ops=self.fast_ops, kernel_init=dcgan_init, dtype=self.dtype)
+    h = lrelu(bn(fc(h.reshape((h.shape[0], -1)))))
     return nn.Dense(1, kernel_init=dcgan_init, dtype=self.dtype)(h)[:, 0].astype(jnp.float32)
 
 
