@@ -54,3 +54,16 @@ def register_model(monkeypatch, name: str, family, default_d_norm: str = "none")
   """Registers a model family for one test (monkeypatch undoes it)."""
   monkeypatch.setitem(models.MODELS._entries, name, family)
   monkeypatch.setitem(models.MODELS._meta, name, {"default_d_norm": default_d_norm})
+
+
+def snapshot(directory) -> dict[str, tuple[bytes, int]]:
+  out = {}
+  for root, dirs, files in os.walk(directory):
+    for name in files + dirs:
+      path = os.path.join(root, name)
+      data = b""
+      if not os.path.isdir(path):
+        with open(path, "rb") as f:
+          data = f.read()
+      out[os.path.relpath(path, directory)] = (data, os.stat(path).st_mode)
+  return out

@@ -1,12 +1,13 @@
 """Bad input, command by command: one line on stderr naming the bad value, exit status 2, and every file under
 the test's directory (a trained run among them) byte for byte as before."""
 
+import json
 import os
 import shutil
 
 import numpy as np
 import pytest
-from helpers import ring_config
+from helpers import ring_config, snapshot
 
 from gan_jax import cli
 from gan_jax.train import loop
@@ -157,6 +158,18 @@ CASES = [
   ("resume-fewer-steps", train("{run}", "--config.train.steps=3"), "train.steps=3 is below the step of"),
   ("resume-other-architecture", train("{run}", "--config.model.g_width=32"), "holds a run with another architecture"),
   ("resume-other-data", train("{run}", "--config.data.name=grid25"), "another architecture"),
+  (
+    "resume-other-loss",
+    train("{run}", "--config.loss.name=hinge"),
+    "change what its steps mean: loss.name ('non_saturating' -> 'hinge')",
+  ),
+  ("resume-new-rate", train("{run}", "--config.optim.d.lr=0.001"), "optim.d.lr (0.0002 -> 0.001)"),
+  (
+    "resume-new-schedule",
+    train("{run}", "--config.optim.g.schedule=linear"),
+    "optim.g.schedule ('constant' -> 'linear')",
+  ),
+  ("resume-new-seed", train("{run}", "--config.seed=3"), "seed (0 -> 3)"),
   ("train-no-workdir", ["train", "--config", "{exp}"], "the following arguments are required: --workdir"),
   # sample
   (
@@ -205,6 +218,11 @@ CASES = [
     ["curves", "{run}", "--out", "{tmp}/c.png", "--reference", "{tmp}/ref.json"],
     "ref.json",
   ),
+  (
+    "curves-short-of-reference",
+    ["curves", "{run}", "--out", "{tmp}/c.png", "--reference", "{tmp}/ref_long.json"],
+    "nothing to check against the reference: d_loss (steps 1-6 of the reference's 1-1000)",
+  ),
   ("sweep-parallel-zero", ["sweep", "--config", "{exp}", "--workdir", "{new}", "--parallel", "0"], "--parallel: 0"),
   (
     "sweep-get-sweep-raises",
@@ -231,6 +249,11 @@ def place(tmp_path_factory):
   for name, source in BAD_FILES.items():
     (tmp / name).write_text(source)
   (tmp / "notes.txt").write_text("not an npz\n")
+  steps = list(range(1, 1001))
+  long_curve = {"step": steps, "per_seed": [[1.0] * 1000, [1.1] * 1000]}
+  objective = {"loss.name": "non_saturating", "loss.label_smoothing": 0.0, "loss.acgan_weight": 0.0}
+  long_ref = {"format": 2, "recipe": objective, "seeds": [0, 1], "runs": [], "code": {}, "smoothing": 1}
+  (tmp / "ref_long.json").write_text(json.dumps({**long_ref, "curves": {"d_loss": long_curve}}))
   np.savez(tmp / "empty.npz")
   np.savez(tmp / "wrong_key.npz", pictures=np.zeros((4, 28, 28, 1), np.uint8))
   np.savez(tmp / "no_images.npz", images=np.zeros((0, 28, 28, 1), np.uint8))
@@ -244,19 +267,6 @@ def place(tmp_path_factory):
   os.makedirs(tmp / "no_checkpoint")
   shutil.copy(tmp / "run" / "config.json", tmp / "no_checkpoint" / "config.json")
   return tmp
-
-
-def snapshot(directory) -> dict[str, tuple[bytes, int]]:
-  out = {}
-  for root, dirs, files in os.walk(directory):
-    for name in files + dirs:
-      path = os.path.join(root, name)
-      data = b""
-      if not os.path.isdir(path):
-        with open(path, "rb") as f:
-          data = f.read()
-      out[os.path.relpath(path, directory)] = (data, os.stat(path).st_mode)
-  return out
 
 
 def test_the_table_is_large_enough():

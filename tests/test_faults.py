@@ -36,14 +36,14 @@ def steps_in(workdir, folder="checkpoints"):
   return checkpoint.saved_steps(str(workdir), folder)
 
 
-def train_cli(tmp_path, workdir, capsys, **overrides) -> tuple[int, list[str]]:
+def train_cli(tmp_path, workdir, capsys, *flags, **overrides) -> tuple[int, list[str]]:
   """`gan-jax train` of a ring_config experiment written to tmp_path, in this process: (status, stderr lines
   that are not progress bars)."""
   exp = tmp_path / "exp.py"
   if not exp.exists():
     exp.write_text("from helpers import ring_config\n\ndef get_config(arg=None):\n  return ring_config()\n")
   capsys.readouterr()
-  args = ["train", "--config", str(exp), "--workdir", str(workdir)]
+  args = ["train", "--config", str(exp), "--workdir", str(workdir), *flags]
   status = cli.main(args + [f"--config.{k}={v}" for k, v in overrides.items()])
   err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "it/s" not in line]
   return status, err
@@ -179,7 +179,9 @@ def test_divergence_stops_and_keeps_the_finite_checkpoint(tmp_path, monkeypatch,
   workdir = tmp_path / "run"
   assert train_cli(tmp_path, workdir, capsys, **{"train.steps": 3})[0] == 0
   monkeypatch.setitem(losses.LOSSES._entries, "nan_loss", nan_loss)
-  status, err = train_cli(tmp_path, workdir, capsys, **{"train.steps": 9, "loss.name": "nan_loss"})
+  status, err = train_cli(
+    tmp_path, workdir, capsys, "--allow-config-change", **{"train.steps": 9, "loss.name": "nan_loss"}
+  )
   assert status == 1, err
   assert errors_of(err) == [
     "gan-jax train: diverged: d_loss is nan at step 4 (member 0); its newest checkpoint, step 3, is finite. "
@@ -189,7 +191,7 @@ def test_divergence_stops_and_keeps_the_finite_checkpoint(tmp_path, monkeypatch,
   assert steps_in(workdir) == [3]
   # Opting out trains through to the end, and an evaluation of NaN samples is a failed run, not bad input.
   opt_out = {"train.steps": 6, "loss.name": "nan_loss", "train.check_finite": False}
-  status, _ = train_cli(tmp_path, workdir, capsys, **opt_out, **{"eval.final": False})
+  status, _ = train_cli(tmp_path, workdir, capsys, "--allow-config-change", **opt_out, **{"eval.final": False})
   assert status == 0 and steps_in(workdir) == [3, 6]
   status, err = train_cli(tmp_path, workdir, capsys, **{**opt_out, "train.steps": 9})
   assert status == 1 and errors_of(err)[0].startswith("gan-jax train: diverged: member 0's generator holds NaN")

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import ring_config
+from helpers import ring_config, snapshot
 
 from gan_jax import parallel
 from gan_jax.cli import main
@@ -141,7 +141,11 @@ def test_population_resumes_with_new_learning_rates(tmp_path, capsys):
   pop = {"population.size": 2, "train.num_devices": 1, "train.steps": 3}
   loop.train_and_evaluate(ring_config(**pop), str(tmp_path))
   faster = ring_config(**{**pop, "train.steps": 6, "population.g_lr": (1e-3, 2e-3)})
-  state = loop.train_and_evaluate(faster, str(tmp_path))
+  before = snapshot(tmp_path)
+  with pytest.raises(ValueError, match=r"population.g_lr \(\[\] -> \[0.001, 0.002\]\).*--allow-config-change"):
+    loop.train_and_evaluate(faster, str(tmp_path))  # new rates redefine the steps to come, so they are asked for
+  assert snapshot(tmp_path) == before
+  state = loop.train_and_evaluate(faster, str(tmp_path), allow_config_change=True)
   assert "Resuming" in capsys.readouterr().err and int(state.step[0]) == 6
   np.testing.assert_allclose(np.asarray(state.hparams["g_lr"]), [1e-3, 2e-3])
   with pytest.raises(ValueError, match=r"population.size: 2 -> 3"):

@@ -18,7 +18,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
   config = config_lib.load(args.config)
   config_lib.apply_overrides(config, overrides)
-  train_and_evaluate(config, args.workdir)
+  train_and_evaluate(config, args.workdir, allow_config_change=args.allow_config_change)
   return 0
 
 
@@ -58,6 +58,7 @@ def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   """Plots; with --reference, a verdict per group of runs (eval.reference); with --export, writes a reference."""
   from gan_jax.eval import curves as curves_lib
   from gan_jax.eval import reference as reference_lib
+  from gan_jax.train import history
 
   if not 0 < args.alpha < 1:
     raise ValueError(f"--alpha {args.alpha}: expected a false-alarm rate in (0, 1)")
@@ -70,12 +71,15 @@ def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     return 0
   ref = reference_lib.load(args.reference) if args.reference else None
   groups = curves_lib.group_by_seed(series)
+  asked = [c for c in (args.curves or "").split(",") if c]
+  # Every check that can refuse (exit 2) comes before the plot is written.
+  check = lambda group: reference_lib.check(group, ref, args.alpha, asked, args.partial)
+  verdicts = {label: check(group) for label, group in groups.items()} if ref else {}
   bands = {name: reference_lib.band(c, name, alpha=args.alpha) for name, c in ref["curves"].items()} if ref else None
   print("wrote " + ", ".join(curves_lib.plot(groups, args.out, ref["smoothing"] if ref else args.smooth, bands)))
-  if ref is None:
-    return 0
-  asked = [c for c in (args.curves or "").split(",") if c]
-  verdicts = {label: reference_lib.check(group, ref, args.alpha, asked) for label, group in groups.items()}
+  for d in curves_lib.run_dirs(args.dirs):
+    for line in history.summary(history.read(d)):
+      print(f"{d}: config changed on resume at {line}")
   for label, verdict in verdicts.items():
     print("\n".join(reference_lib.report_lines(label, verdict)))
   return 0 if all(v["ok"] for v in verdicts.values()) else 1

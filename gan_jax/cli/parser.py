@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("train", help="train (or resume) a run; --config.KEY=VALUE overrides config keys")
   p.add_argument("--config", required=True, help="experiments/FILE.py[:ARG]")
   p.add_argument("--workdir", required=True)
+  p.add_argument(
+    "--allow-config-change",
+    action="store_true",
+    help="resume under changed keys that redefine trained steps (loss, optimizer, schedule horizon, ...); "
+    "recorded in WORKDIR/history.jsonl",
+  )
   p.set_defaults(handler="train")
 
   p = sub.add_parser("sample", help="write samples of a trained run to an .npz and/or PNG files")
@@ -87,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("--alpha", type=float, default=0.05, help="--reference: false-alarm rate of a whole verdict (0.05)")
   p.add_argument("--curves", help="--reference: check only these curves, comma-separated (kid_std: only if named)")
+  p.add_argument(
+    "--partial",
+    action="store_true",
+    help="--reference: check runs that stop short of the reference's last step, over the steps both have",
+  )
   p.add_argument("--export", action="store_true", help="write DIRs (the seeds of one recipe) as a reference to --out")
   p.add_argument("--smooth", type=count(1), default=5, help="moving-average window in log points")
   p.set_defaults(handler="curves")

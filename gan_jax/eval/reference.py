@@ -55,6 +55,9 @@ VALID_RANGE = {
 # does not make 7 impossible).
 QUANTUM = {"modes": 1.0}
 SUMMARIES = ("early", "late")
+# A partial check (--partial: runs that stop short of the reference's last step) compares each curve over the
+# steps both have, and needs at least this many of them in each half.
+MIN_SHARED_PER_HALF = 3
 
 
 def recipe_of(series: curves_lib.Series) -> dict[str, Any]:
@@ -173,27 +176,54 @@ def comparable_curves(
   return [n for n in names if n not in missing], notes
 
 
+def recipe_notes(group: Sequence[curves_lib.Series], reference: dict[str, Any]) -> list[str]:
+  """One note naming every recipe key where the runs differ from the reference (train.steps included)."""
+  ours, theirs = recipe_of(group[0]), reference["recipe"]
+  keys = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+  if not keys:
+    return []
+  return ["the runs' recipe differs: " + ", ".join(f"{k}={ours.get(k)!r} (reference {theirs.get(k)!r})" for k in keys)]
+
+
 def check(
-  group: Sequence[curves_lib.Series], reference: dict[str, Any], alpha: float = DEFAULT_ALPHA, asked: Sequence[str] = ()
+  group: Sequence[curves_lib.Series],
+  reference: dict[str, Any],
+  alpha: float = DEFAULT_ALPHA,
+  asked: Sequence[str] = (),
+  partial: bool = False,
 ) -> dict[str, Any]:
   """The verdict of one group of runs against a reference: {"ok", "alpha", "level", "curves": {name: {summary:
-  Comparison as a dict, "steps": [first, last]}}, "notes": [...]}. Raises ValueError when nothing can be checked."""
+  Comparison as a dict, "steps": [first, last]}}, "notes": [...]}.
+
+  A curve is checked where the runs cover the reference's steps, from its first to its last; with `partial`,
+  over the steps both have when each half holds MIN_SHARED_PER_HALF of them. Raises ValueError in one line,
+  saying what is missing, when no curve can be checked."""
   names, notes = comparable_curves(group, reference, asked)
-  prepared = {}
+  notes = recipe_notes(group, reference) + notes
+  prepared, short = {}, []
   for name in names:
     curve = reference["curves"][name]
     ref_steps, ref_MT = np.asarray(curve["step"]), np.asarray(curve["per_seed"], np.float64)
     steps, runs_NT = curves_lib.aligned(group, name, reference["smoothing"])
     shared = np.intersect1d(steps, ref_steps)
-    if not len(shared):
-      notes.append(f"{name}: the runs and the reference share no step: not checked")
+    covered = len(shared) and shared[0] == ref_steps[0] and shared[-1] == ref_steps[-1]
+    enough = len(shared) >= 2 * MIN_SHARED_PER_HALF if partial else covered
+    if not enough:
+      reach = f"steps {int(shared[0])}-{int(shared[-1])}" if len(shared) else "no step"
+      short.append(f"{name} ({reach} of the reference's {int(ref_steps[0])}-{int(ref_steps[-1])})")
       continue
+    if not covered:
+      notes.append(f"{name}: partial, steps {int(shared[0])}-{int(shared[-1])} of {int(ref_steps[-1])}")
     runs_NT = runs_NT[:, np.searchsorted(steps, shared)]
     ref_MT = ref_MT[:, np.searchsorted(ref_steps, shared)]
     prepared[name] = (shared, _summaries(runs_NT), _summaries(ref_MT))
+  if short and prepared:
+    notes.append("not checked, too few shared steps: " + "; ".join(short))
   comparisons = sum(len(p[1]) for p in prepared.values())
   if not comparisons:
-    raise ValueError("nothing to check: the runs share no curve and step with the reference")
+    need = f"at least {2 * MIN_SHARED_PER_HALF} shared steps per curve" if partial else "runs that reach its last step"
+    missing = "; ".join(short) or "no shared curve"
+    raise ValueError(f"nothing to check against the reference: {missing}; expected {need} (--partial checks fewer)")
   level = 1.0 - alpha / comparisons
   results = {}
   for name, (shared, ours, theirs) in prepared.items():

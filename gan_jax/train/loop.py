@@ -20,7 +20,7 @@ import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax import data, files, losses, parallel, registry
-from gan_jax.train import checkpoint, guard
+from gan_jax.train import checkpoint, guard, history
 from gan_jax.train import workdir as workdir_lib
 from gan_jax.train import writers as writers_lib
 from gan_jax.train.evaluator import Evaluator, Sampler, sample_path
@@ -29,16 +29,23 @@ from gan_jax.train.state import GANState
 
 
 def train_and_evaluate(
-  config: ml_collections.ConfigDict, workdir: str, *, loss_fn: losses.LossFn | None = None
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  loss_fn: losses.LossFn | None = None,
+  allow_config_change: bool = False,
 ) -> GANState:
   """Trains (or resumes) the run in `workdir`; returns the final state. `loss_fn` overrides loss.name.
+
+  A resume whose config changes what trained steps mean (train.history) is refused unless `allow_config_change`;
+  every start is recorded in DIR/history.jsonl.
 
   A run is a population of M >= 1 members: one state stacked on a leading axis, one vmapped step. Bad input
   raises ValueError before anything in `workdir` changes; the workdir is locked for the run's life. Past that
   point a failure is a guard.RunFailed (or RunStopped, Diverged, a full disk), its checkpoint kept.
   """
   setup = build(config, loss_fn)
-  check_resumable(config, workdir)
+  changed = check_resumable(config, workdir, loss_fn, allow_config_change)
   primary = jax.process_index() == 0
   created = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)
@@ -56,6 +63,9 @@ def train_and_evaluate(
     resolved = run_config_json(setup, loss_fn)
     if primary:
       files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
+      history.record(workdir, int(state.step[0]), changed, resolved["provenance"])
+      if changed:
+        print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
     return _train(setup, workdir, state, mngr, cleanup, resolved)
 
 
@@ -163,27 +173,39 @@ def _train(
   return state
 
 
-def check_resumable(config: ml_collections.ConfigDict, workdir: str) -> None:
+def check_resumable(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  loss_fn: losses.LossFn | None = None,
+  allow_config_change: bool = False,
+) -> dict:
   """Everything that can refuse a workdir, checked before anything in it changes: a usable path, the same
-  architecture as its config.json, its checkpoints' layout and a step count that reaches its checkpoint."""
+  architecture as its config.json, its checkpoints' layout, a step count that reaches its checkpoint, and no
+  change that redefines trained steps unless allowed. Returns the config's changes since the last start."""
   workdir_lib.check_writable(workdir)
-  path = os.path.join(workdir, "config.json")
-  if os.path.exists(path):
-    previous = config_lib.to_dict(config_lib.read_run_config(workdir))
-    diff = config_lib.architecture_mismatch(previous, config_lib.to_dict(config))
+  for folder in ("checkpoints", "checkpoints_best"):
+    checkpoint.check_layout(os.path.join(os.path.abspath(workdir), folder))
+  saved = checkpoint.saved_steps(workdir)
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    changed = {}
+  else:
+    previous, new = config_lib.to_dict(config_lib.read_run_config(workdir)), config_lib.to_dict(config)
+    if loss_fn is not None:  # recorded by its import path (run_config_json)
+      new["loss"]["name"] = registry.describe(loss_fn)
+    diff = config_lib.architecture_mismatch(previous, new)
     if diff:
       raise ValueError(
         f"workdir {workdir!r} holds a run with another architecture ({'; '.join(diff)}); "
         "expected the same model and data keys, or a new --workdir"
       )
-  for folder in ("checkpoints", "checkpoints_best"):
-    checkpoint.check_layout(os.path.join(os.path.abspath(workdir), folder))
-  saved = checkpoint.saved_steps(workdir)
+    # Before its first checkpoint a workdir has no trained step to redefine.
+    changed = history.check(workdir, previous, new, allow_config_change or not saved)
   if saved and max(saved) > config.train.steps:
     raise ValueError(
       f"train.steps={config.train.steps} is below the step of {workdir!r}'s checkpoint, {max(saved)}; expected "
       f"train.steps >= {max(saved)} to resume it, or a new --workdir"
     )
+  return changed
 
 
 def resume(setup: Setup, workdir: str) -> tuple[GANState, ocp.CheckpointManager]:

@@ -18,7 +18,7 @@ from gan_jax import data, models
 from gan_jax.eval import evaluate
 from gan_jax.images import to_uint8
 from gan_jax.progress import progress_bar
-from gan_jax.train import checkpoint, xla_cpu
+from gan_jax.train import checkpoint, history, xla_cpu
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
@@ -34,6 +34,7 @@ class Run:
   info: data.DatasetInfo
   gan: GAN
   state: GANState
+  history: list[dict] = dataclasses.field(default_factory=list)  # DIR/history.jsonl: each start and its changes
 
   @property
   def step(self) -> int:
@@ -84,7 +85,7 @@ def load_run(workdir: str) -> Run:
   state, step, skipped = _restore_committed(workdir, config, like)
   for s, why in skipped:
     print(f"warning: checkpoint {s} of {workdir} does not restore ({why}); loaded step {step}", file=sys.stderr)
-  return Run(config, info, gan, state)
+  return Run(config, info, gan, state, history.read(workdir))
 
 
 # A run training in the workdir commits new checkpoints and deletes old ones while a reader lists and reads them.
