@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 import os
+import pathlib
 import re
 import signal
 import sys
@@ -489,3 +490,40 @@ def test_vectorized_sweep_on_the_submitit_local_executor(tmp_path, capsys, monke
   assert (out / good[0].group / "train.log").read_text() == log
   assert "4 points, 2 done already, running 2 as 1 runs" in capsys.readouterr().err
   assert Manifest.load(str(out)).points[:2] == good
+
+
+def test_an_edited_sweep_sets_stale_points_aside_and_trains_them_again(tmp_path, monkeypatch, capsys):
+  """A done point whose resolved config changed (here the base's train.steps) is stale: the report says so,
+  a re-run keeps its old workdir as NAME.stale-HASH and trains it afresh."""
+  from gan_jax.sweep import report
+
+  exp = write_experiment(tmp_path, "return seeds(2)")
+  out = str(tmp_path / "sweep")
+  monkeypatch.setattr(launch, "train_command", lambda *_: [sys.executable, "-c", "print('ok')"])
+
+  def run_all():
+    plan = load_sweep(exp)
+    manifest, records = sync_manifest(plan, out)
+    launch.run_local(
+      manifest, out, launch.make_jobs(group_points(plan.names, plan.points, plan.configs, 1), records, out), 1
+    )
+    return Manifest.load(out).points
+
+  first = run_all()
+  assert [p.status for p in first] == ["done", "done"] and all(p.config_hash for p in first)
+  assert [r["status"] for r in report.collect(out)[2]] == ["done", "done"]
+  with open(exp) as f:
+    source = f.read()
+  with open(exp, "w") as f:
+    f.write(source.replace("c.train.steps = 4", "c.train.steps = 5"))
+  assert [r["status"] for r in report.collect(out)[2]] == ["stale", "stale"]
+  capsys.readouterr()
+  second = run_all()
+  assert [p.status for p in second] == ["done", "done"]
+  for old, new in zip(first, second, strict=True):
+    assert new.config_hash != old.config_hash and new.workdir == old.workdir
+    kept = f"{old.workdir}.stale-{old.config_hash}"
+    runs = lambda d: (pathlib.Path(d) / "train.log").read_text().count("$ ")
+    assert (runs(kept), runs(new.workdir)) == (1, 1)
+  assert "seed=0: its config changed since it ran; old workdir kept as" in capsys.readouterr().err
+  assert [r["status"] for r in report.collect(out)[2]] == ["done", "done"]

@@ -29,7 +29,7 @@ import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax.progress import progress_bar
-from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, now
+from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, config_hash, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
 from gan_jax.train import guard
@@ -112,18 +112,38 @@ def sync_manifest(sweep: Sweep, directory: str, save: bool = True) -> tuple[Mani
     previous = {r.name: r for r in Manifest.load(directory).points}
   by_overrides = {canonical(r.overrides): name for name, r in previous.items()}
   records = []
-  for name, point in zip(sweep.names, sweep.points, strict=True):
+  for name, point, cfg in zip(sweep.names, sweep.points, sweep.configs, strict=True):
     record = previous.pop(name, None)
     if record is None or record.overrides != point:
       earlier = by_overrides.get(canonical(point))
       record = previous.pop(earlier) if earlier in previous else None
+    current = config_hash(cfg)
+    if record is not None and record.config_hash not in (None, current):  # None: recorded before hashes were
+      set_aside_stale(record, records + list(previous.values()), directory, save)
+      record = None
     if record is None:
       record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name))
+    record.config_hash = current
     records.append(record)
   manifest = Manifest(sweep.config, records + list(previous.values()))
   if save:
     manifest.save(directory)
   return manifest, records
+
+
+def set_aside_stale(record: PointRecord, others: Sequence[PointRecord], directory: str, move: bool) -> None:
+  """A point whose config changed since it ran: its workdir (its population's, with --vectorize, whose other
+  members then train again too) is renamed NAME.stale-HASH, never overwritten or deleted, and it trains afresh."""
+  workdir = os.path.join(os.path.abspath(directory), record.group) if record.group else record.workdir
+  kept = f"{workdir}.stale-{record.config_hash}"
+  what = "would be kept" if not move else "kept"
+  if os.path.exists(workdir):
+    if move:
+      os.replace(workdir, kept)
+    print(f"sweep: {record.name}: its config changed since it ran; old workdir {what} as {kept}", file=sys.stderr)
+  for other in others:  # the population's other members lose their workdir with it
+    if record.group and other.group == record.group:
+      other.status, other.group, other.member = "pending", None, None
 
 
 @dataclasses.dataclass

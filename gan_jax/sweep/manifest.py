@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import os
 from typing import Any
 
+import ml_collections
+
+from gan_jax import config as config_lib
 from gan_jax import files
 
 MANIFEST = "manifest.json"
-STATUSES = ("pending", "running", "done", "failed")
+# "stale": done under a config that is no longer the point's (shown by reports; a re-run trains it afresh).
+STATUSES = ("pending", "running", "done", "failed", "stale")
+# Config sections that change where and how a point runs, never what it trains.
+NOT_HASHED = ("slurm.", "log.")
+
+
+def config_hash(config: ml_collections.ConfigDict) -> str:
+  """A point's resolved config, hashed: a done point whose hash no longer matches is stale."""
+  flat = config_lib.flatten(config_lib.to_dict(config))
+  kept = {k: v for k, v in flat.items() if not k.startswith(NOT_HASHED)}
+  return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def now() -> str:
@@ -31,6 +45,7 @@ class PointRecord:
   job_id: str | None = None  # SLURM / submitit job, for finding its logs.
   group: str | None = None  # With `--vectorize`: the population run (DIR/GROUP) that trains this point...
   member: int | None = None  # ...as this member; both None for a point trained alone in DIR/NAME.
+  config_hash: str | None = None  # config_hash of the config it was (or is to be) trained with
 
   def __post_init__(self):
     if self.status not in STATUSES:

@@ -21,7 +21,7 @@ import numpy as np
 
 from gan_jax.eval.metrics import direction
 from gan_jax.records import read_jsonl
-from gan_jax.sweep.manifest import STATUSES, Manifest
+from gan_jax.sweep.manifest import STATUSES, Manifest, config_hash
 from gan_jax.sweep.space import SEED_KEY
 
 DEFAULT_METRICS = ("fid", "modes")
@@ -74,11 +74,30 @@ def _sorted(rows: list[dict], col: str, best: str) -> list[dict]:
   return sorted(rows, key=lambda r: (0, sign * r[col]) if _number(r.get(col)) else (1, 0.0))
 
 
+def current_hashes(manifest: Manifest) -> dict[str, str]:
+  """{point name: config_hash} of the sweep's experiment file as it is now; {} where it no longer loads."""
+  from gan_jax.sweep import launch
+
+  try:
+    sweep = launch.load_sweep(manifest.config)
+  except (OSError, ValueError, KeyError, TypeError, ImportError):
+    return {}
+  return {name: config_hash(cfg) for name, cfg in zip(sweep.names, sweep.configs, strict=True)}
+
+
 def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
-  """(override keys, metric columns, one row per manifest point in manifest order)."""
+  """(override keys, metric columns, one row per manifest point in manifest order). A done point whose
+  experiment file now gives it another config is "stale": its numbers are not the sweep's any more."""
   manifest = Manifest.load(directory)
+  now = current_hashes(manifest)
+  stale = lambda r: r.status == "done" and r.config_hash and now.get(r.name, r.config_hash) != r.config_hash
   rows = [
-    {"name": r.name, "status": r.status, **r.overrides, **point_row(directory, r.group or r.name, r.member)}
+    {
+      "name": r.name,
+      "status": "stale" if stale(r) else r.status,
+      **r.overrides,
+      **point_row(directory, r.group or r.name, r.member),
+    }
     for r in manifest.points
   ]
   keys = list(dict.fromkeys(k for r in manifest.points for k in r.overrides))
