@@ -3,9 +3,11 @@ as the README says, against 1 process x 8 devices."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import assert_runs_close, losses_of
@@ -85,3 +87,46 @@ def test_two_processes_equal_one_and_resume_across(tmp_path):
     train(exp, tmp_path / name, processes=first, steps=3)
     train(exp, tmp_path / name, processes=then, steps=6)
     assert_runs_close(losses_of(tmp_path / name), losses_of(one))
+
+
+def test_a_lost_peer_is_one_line_and_exit_1(tmp_path):
+  """kill -9 of process 1 mid-run: process 0 stops within seconds with one line naming its lost peer and the
+  checkpoint to resume from, no traceback; the same command on both processes then resumes."""
+  exp = tmp_path / "exp.py"
+  exp.write_text(EXPERIMENT)
+  workdir = tmp_path / "run"
+  env = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.getcwd()]),
+    "JAX_NUM_CPU_DEVICES": "4",
+    "GAN_JAX_DISTRIBUTED": "1",
+    "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{free_port()}",
+    "JAX_NUM_PROCESSES": "2",
+  }
+  cmd = [sys.executable, "-m", "gan_jax", "train", "--config", str(exp), "--workdir", str(workdir)]
+  cmd += ["--config.train.steps=100000", "--config.checkpoint.every=5", "--config.eval.every=0"]
+  procs = [
+    subprocess.Popen(
+      cmd, env={**env, "JAX_PROCESS_ID": str(i)}, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    for i in range(2)
+  ]
+  deadline = time.monotonic() + 240
+  while len(read_jsonl(workdir / "metrics.jsonl")) < 12 and time.monotonic() < deadline:
+    time.sleep(0.5)
+  # Each `gan-jax train` of a multi-process job watches its training child (cli.supervise); kill -9 that child.
+  trainer = subprocess.run(["pgrep", "-P", str(procs[1].pid)], capture_output=True, text=True).stdout.split()
+  os.kill(int(trainer[0]), signal.SIGKILL)
+  err = procs[0].communicate(timeout=240)[1]
+  err1 = procs[1].communicate(timeout=60)[1]
+  assert procs[1].returncode == 1 and err1.splitlines()[-1].startswith(
+    "gan-jax train: error: process 1 of 2 was killed by SIGKILL (kill -9 or the out-of-memory killer)"
+  ), err1[-2000:]
+  lines = [line for line in err.splitlines() if line.strip() and "it/s" not in line]
+  assert procs[0].returncode == 1, err[-3000:]
+  # Whichever way the survivor learns of it (a Python error from a collective, gloo's abort, the coordination
+  # service's termination), it ends with the one line and no traceback or native dump on the terminal.
+  assert not any(s in err for s in ("Traceback", "terminate called", "Check failure", "    @ ")), err[-3000:]
+  assert lines[-1].startswith("gan-jax train: error: lost a peer"), lines[-3:]
+  assert "this is process 0 of 2" in lines[-1] and "process 1" in lines[-1]
+  assert "is kept: restart all 2 processes with the same command to resume" in lines[-1]

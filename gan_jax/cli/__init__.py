@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
   if overrides and args.command != "train":
     parser.error(f"--config.* overrides only apply to `train`; got {sorted(overrides)}")
   say = lambda msg: print(f"gan-jax {args.command}: {msg}", file=sys.stderr)
+  argv = sys.argv[1:] if argv is None else argv
+  from gan_jax.cli import supervise
+
+  if supervise.wanted(argv):  # a multi-process train: watched from here, so a lost peer gets its one line
+    return supervise.run(argv, args.workdir)
   try:
     configure_jax(distributed=args.command == "train")
   except ValueError as e:  # the multi-host variables
@@ -56,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     return e.exit_status
   except guard.Diverged as e:
     say(str(e))
+    return 1
+  except guard.PeerLost as e:  # another process of a multi-process run went away: no bug here to trace
+    say(f"error: {e}")
     return 1
   except guard.RunFailed as e:  # a bug or a fault mid-run, not bad input: its traceback, then the line
     traceback.print_exception(e.__cause__, file=sys.stderr)

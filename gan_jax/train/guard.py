@@ -49,6 +49,29 @@ class RunFailed(RuntimeError):
     super().__init__(f"failed at step {step} with {type(cause).__name__}: {first}; {kept}")
 
 
+class PeerLost(RunFailed):
+  """A collective failed in a multi-process run: another process died or became unreachable. Not a bug here,
+  so it is one line (which process this is, which are its peers, what to rerun), without a traceback."""
+
+  # What the gloo / coordination-service errors of a departed peer say (jaxlib's JaxRuntimeError text).
+  SIGNS = ("gloo", "allgather", "allreduce", "connection", "peer", "coordination", "heartbeat", "unavailable")
+
+  def __init__(self, step: int, last_saved: int | None, cause: BaseException, process: int, count: int):
+    first = next((line for line in str(cause).splitlines() if line.strip()), "")
+    peers = f"process {1 - process}" if count == 2 else f"one of the other {count - 1} processes"
+    kept = f"its newest checkpoint, step {last_saved}, is kept" if last_saved else "no checkpoint was saved"
+    RuntimeError.__init__(
+      self,
+      f"lost a peer at step {step}: this is process {process} of {count}, and a collective with {peers} failed "
+      f"({type(cause).__name__}: {first[:200]}); {kept}: restart all {count} processes with the same command to resume",
+    )
+
+  @classmethod
+  def matches(cls, cause: BaseException) -> bool:
+    text = f"{type(cause).__name__} {cause}".lower()
+    return jax.process_count() > 1 and "runtimeerror" in text and any(sign in text for sign in cls.SIGNS)
+
+
 class StopSignals:
   """Turns the stop signals into a flag the loop reads after each step, for the duration of a `with` block.
 
