@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 from importlib import metadata
 
 import numpy as np
@@ -121,3 +122,40 @@ def test_load_run_reads_again_while_a_live_run_moves_its_checkpoints(tmp_path, m
   with pytest.raises(ValueError, match="a save in progress"):
     gan_jax.load_run(workdir)
   assert calls["restore"] == 1
+
+
+LIVE_EXPERIMENT = """
+from helpers import ring_config
+
+def get_config(arg=None):
+  return ring_config(**{"train.steps": 400, "checkpoint.every": 1, "checkpoint.keep": 2, "train.log_every": 10})
+"""
+
+
+@pytest.mark.slow  # test-all; the fast tier races load_run against a checkpoint list that moves (above)
+def test_readers_of_a_real_live_run_never_fail(tmp_path):
+  """`gan-jax train` saving a checkpoint every step (keeping 2, so each save also deletes one) while load_run and
+  `gan-jax sample` poll the workdir: every read returns a committed step, none is reported as bad input."""
+  exp = tmp_path / "exp.py"
+  exp.write_text(LIVE_EXPERIMENT)
+  workdir = tmp_path / "run"
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.getcwd()])}
+  cmd = [sys.executable, "-m", "gan_jax", "train", "--config", str(exp), "--workdir", str(workdir)]
+  trainer = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+  try:
+    while not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints"):
+      assert trainer.poll() is None, trainer.stderr.read()
+      time.sleep(0.2)
+    steps, samples = [], 0
+    while trainer.poll() is None and len(steps) < 25:
+      steps.append(gan_jax.load_run(str(workdir)).step)
+      if len(steps) % 10 == 0:
+        out = tmp_path / f"s{len(steps)}.npz"
+        sample = [sys.executable, "-m", "gan_jax", "sample", "--workdir", str(workdir), "--num", "8", "--out", str(out)]
+        done = subprocess.run(sample, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        samples += 1
+  finally:
+    trainer.terminate()
+    trainer.communicate(timeout=120)
+  assert len(steps) >= 10 and samples >= 1 and steps == sorted(steps) and steps[-1] > steps[0], steps

@@ -16,6 +16,7 @@ FAKE = np.array([10.0, 4.4, -5.5, 3.6])
 ALL = [
   "hinge",
   "least_squares",
+  "least_squares_sigmoid",
   "minimax",
   "non_saturating",
   "relativistic",
@@ -49,6 +50,9 @@ def reference(name, r, f, s=0.0):
     d, g = hinge(1.0 - r).mean() + hinge(1.0 + f).mean(), -f.mean()
   elif name == "least_squares":
     d, g = 0.5 * ((r - 1.0) ** 2).mean() + 0.5 * (f**2).mean(), 0.5 * ((f - 1.0) ** 2).mean()
+  elif name == "least_squares_sigmoid":  # compare_gan v1's LSGAN: the squares of D's sigmoid
+    sr, sf = sigmoid(r), sigmoid(f)
+    d, g = 0.5 * ((sr - 1.0) ** 2).mean() + 0.5 * (sf**2).mean(), 0.5 * ((sf - 1.0) ** 2).mean()
   elif name == "relativistic":
     d, g = bce(r - f, 1.0 - s).mean(), -np.log(sigmoid(f - r)).mean()
   elif name == "relativistic_average":

@@ -91,7 +91,17 @@ def test_layout_one_workdir_is_refused_then_converted_bit_for_bit(tmp_path, caps
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(converted), strict=True):
     np.testing.assert_array_equal(a, b)
   assert sorted(os.listdir(workdir)) == sorted(
-    [".lock", "checkpoints", "checkpoints_best", "config.json", "eval.jsonl", "metrics.jsonl", "samples", "tensorboard"]
+    [
+      ".lock",
+      "checkpoints",
+      "checkpoints_best",
+      "config.json",
+      "eval.jsonl",
+      "history.jsonl",
+      "metrics.jsonl",
+      "samples",
+      "tensorboard",
+    ]
   )
   # A converted run resumes, and a second conversion is refused in one line.
   config.train.steps = 9

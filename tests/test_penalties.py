@@ -130,7 +130,7 @@ def test_misuse_errors():
     penalties.get("gp")
   with pytest.raises(TypeError, match=r"penalty 'r1' got unknown options \['one_sided'\]; it accepts none"):
     penalties.get("r1", one_sided=True)
-  with pytest.raises(TypeError, match=r"unknown options \['centre'\]; it accepts \['one_sided'\]"):
+  with pytest.raises(TypeError, match=r"unknown options \['centre'\]; it accepts \['form', 'one_sided'\]"):
     penalties.get("wgan_gp", centre=0.0)
   with pytest.raises(ValueError, match=r"pairs real and fake examples; got shapes \(4, 3\) and \(2, 3\)"):
     penalties.get("wgan_gp")(linear_d(jnp.ones(3)), jnp.zeros((4, 3)), jnp.zeros((2, 3)), KEY)
