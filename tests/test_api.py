@@ -143,7 +143,7 @@ def test_readers_of_a_real_live_run_never_fail(tmp_path):
   cmd = [sys.executable, "-m", "gan_jax", "train", "--config", str(exp), "--workdir", str(workdir)]
   trainer = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
   try:
-    while not (workdir / "checkpoints").exists() or not os.listdir(workdir / "checkpoints"):
+    while not ((workdir / "config.json").exists() and run_lib.checkpoint.saved_steps(str(workdir))):
       assert trainer.poll() is None, trainer.stderr.read()
       time.sleep(0.2)
     steps, samples = [], 0

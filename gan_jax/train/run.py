@@ -100,7 +100,7 @@ def _restore_committed(workdir: str, config: ml_collections.ConfigDict, like: GA
     listed = checkpoint.saved_steps(workdir)
     try:
       state, step, skipped = _read_newest(workdir, config, like)
-    except ValueError:
+    except (ValueError, FileNotFoundError):  # orbax lists the steps, then stats each: one may go in between
       if checkpoint.saved_steps(workdir) == listed:
         raise
     else:
