@@ -9,7 +9,7 @@ mode), 15,625 D updates with G updated every `disc_iters` of them. FID is scored
 points and the end; here the shipped classifier scores those 5 (seconds each) and picks the best checkpoint,
 whose Inception FID (legacy_tf, 10,000 samples against the 10,000 test images) is the run's number:
 
-  gan-jax eval --workdir runs/lucic_ns_gan --feature-net inception --convention ttur   # on checkpoints_best
+  gan-jax eval --workdir runs/lucic_ns_gan --best --feature-net inception --convention ttur
 
 Published (Lucic et al. Table 2, best of 100 settings, 50 re-runs): NS GAN 26.5 ± 1.6, MM GAN 29.6 ± 1.6, LSGAN
 30.7 ± 2.2, WGAN 21.5 ± 1.6, WGAN GP 24.5 ± 2.1, DRAGAN 27.7 ± 1.2; at these default settings their Figure 4

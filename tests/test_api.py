@@ -159,3 +159,32 @@ def test_readers_of_a_real_live_run_never_fail(tmp_path):
     trainer.terminate()
     trainer.communicate(timeout=120)
   assert len(steps) >= 10 and samples >= 1 and steps == sorted(steps) and steps[-1] > steps[0], steps
+
+
+def test_load_run_at_a_step_or_its_best_checkpoint(tmp_path, capsys):
+  """step=N reads that checkpoint (from checkpoints/ or checkpoints_best/); best=True the kept best one by the
+  run's eval.best_metric, as eval.jsonl ranks them; `gan-jax sample --best` and `--step` read the same."""
+  from gan_jax import cli
+  from gan_jax.eval.metrics import direction
+  from gan_jax.records import read_jsonl
+
+  workdir = str(tmp_path / "run")
+  config = ring_config(**{"train.steps": 8, "eval.every": 2, "checkpoint.every": 2, "checkpoint.keep": 1})
+  config.eval.num_samples = 256
+  loop.train_and_evaluate(config, workdir)
+  kept_best = run_lib.checkpoint.saved_steps(workdir, "checkpoints_best")
+  scored = {r["step"]: r["modes"] for r in read_jsonl(os.path.join(workdir, "eval.jsonl")) if r["step"] in kept_best}
+  pick = max if direction("modes") == "max" else min
+  expected = pick(sorted(scored), key=lambda s: scored[s])
+  assert gan_jax.load_run(workdir, best=True).step == expected
+  assert gan_jax.load_run(workdir).step == 8
+  for s in kept_best:
+    assert gan_jax.load_run(workdir, step=s).step == s
+  with pytest.raises(ValueError, match=r"--step 5: .* keeps checkpoints of steps \["):
+    gan_jax.load_run(workdir, step=5)
+  best = gan_jax.load_run(workdir, best=True).generate(16, seed=3)
+  assert (
+    cli.main(["sample", "--workdir", workdir, "--best", "--num", "16", "--seed", "3", "--out", str(tmp_path / "b.npz")])
+    == 0
+  )
+  np.testing.assert_array_equal(np.load(tmp_path / "b.npz")["points"], best)

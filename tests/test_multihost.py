@@ -89,12 +89,10 @@ def test_two_processes_equal_one_and_resume_across(tmp_path):
     assert_runs_close(losses_of(tmp_path / name), losses_of(one))
 
 
-def test_a_lost_peer_is_one_line_and_exit_1(tmp_path):
-  """kill -9 of process 1 mid-run: process 0 stops within seconds with one line naming its lost peer and the
-  checkpoint to resume from, no traceback; the same command on both processes then resumes."""
+def start_long_run(tmp_path, workdir) -> list[subprocess.Popen]:
+  """Two `gan-jax train` processes of a long run, returned once it has logged 12 rows."""
   exp = tmp_path / "exp.py"
   exp.write_text(EXPERIMENT)
-  workdir = tmp_path / "run"
   env = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.getcwd()]),
@@ -114,6 +112,27 @@ def test_a_lost_peer_is_one_line_and_exit_1(tmp_path):
   deadline = time.monotonic() + 240
   while len(read_jsonl(workdir / "metrics.jsonl")) < 12 and time.monotonic() < deadline:
     time.sleep(0.5)
+  return procs
+
+
+def test_sigterm_to_one_watcher_stops_both_processes_with_a_checkpoint(tmp_path):
+  """The watcher forwards SIGTERM to its training child; the two processes agree on the stop at a log step,
+  save one checkpoint and exit 143 with their one line."""
+  workdir = tmp_path / "run"
+  procs = start_long_run(tmp_path, workdir)
+  procs[0].send_signal(signal.SIGTERM)
+  errs = [p.communicate(timeout=240)[1] for p in procs]
+  assert [p.returncode for p in procs] == [143, 143], [e[-2000:] for e in errs]
+  for err in errs:
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("gan-jax train: stopped by SIGTERM: checkpoint saved at step "), err[-2000:]
+
+
+def test_a_lost_peer_is_one_line_and_exit_1(tmp_path):
+  """kill -9 of process 1 mid-run: process 0 stops within seconds with one line naming its lost peer and the
+  checkpoint to resume from, no traceback; the same command on both processes then resumes."""
+  workdir = tmp_path / "run"
+  procs = start_long_run(tmp_path, workdir)
   # Each `gan-jax train` of a multi-process job watches its training child (cli.supervise); kill -9 that child.
   trainer = subprocess.run(["pgrep", "-P", str(procs[1].pid)], capture_output=True, text=True).stdout.split()
   os.kill(int(trainer[0]), signal.SIGKILL)

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   from gan_jax.cli import supervise
 
-  if supervise.wanted(argv):  # a multi-process train: watched from here, so a lost peer gets its one line
+  if supervise.wanted(args.command):  # a multi-process train: watched from here, so a lost peer gets its one line
     return supervise.run(argv, args.workdir)
   try:
     configure_jax(distributed=args.command == "train")

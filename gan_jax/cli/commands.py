@@ -12,6 +12,13 @@ import sys
 import numpy as np
 
 
+def _load_run(args: argparse.Namespace):
+  """The run of --workdir at the checkpoint --step or --best chose (the latest by default)."""
+  from gan_jax.train import run as run_lib
+
+  return run_lib.load_run(args.workdir, getattr(args, "step", None), getattr(args, "best", False))
+
+
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax import config as config_lib
   from gan_jax.train.loop import train_and_evaluate
@@ -34,7 +41,7 @@ def sample(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     raise ValueError(f"--out {args.out!r} {what}; expected a FILE.npz path (and --png DIR for PNG files)")
   if args.png and os.path.exists(args.png) and not os.path.isdir(args.png):
     raise ValueError(f"--png {args.png!r} is a file; expected a directory for the PNGs")
-  run = run_lib.load_run(args.workdir)
+  run = _load_run(args)
   if args.png and run.info.kind != "images":
     raise ValueError(f"--png {args.png!r} writes images; data {run.info.name!r} is {run.info.kind}")
   num_classes = models.generator_classes(run.gan.generator)
@@ -62,7 +69,8 @@ def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
   if not 0 < args.alpha < 1:
     raise ValueError(f"--alpha {args.alpha}: expected a false-alarm rate in (0, 1)")
-  series = [s for d in curves_lib.run_dirs(args.dirs) for s in curves_lib.load_series(d)]
+  dirs = curves_lib.run_dirs(args.dirs)
+  series = [s for d in dirs for s in curves_lib.load_series(d)]
   if args.export:
     ref = reference_lib.export(series, args.out, args.smooth)
     if len(series) < 10:
@@ -75,11 +83,10 @@ def curves(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   # Every check that can refuse (exit 2) comes before the plot is written.
   check = lambda group: reference_lib.check(group, ref, args.alpha, asked, args.partial)
   verdicts = {label: check(group) for label, group in groups.items()} if ref else {}
+  changes = [f"{d}: config changed on resume at {line}" for d in dirs for line in history.summary(history.read(d))]
   bands = {name: reference_lib.band(c, name, alpha=args.alpha) for name, c in ref["curves"].items()} if ref else None
   print("wrote " + ", ".join(curves_lib.plot(groups, args.out, ref["smoothing"] if ref else args.smooth, bands)))
-  for d in curves_lib.run_dirs(args.dirs):
-    for line in history.summary(history.read(d)):
-      print(f"{d}: config changed on resume at {line}")
+  print("\n".join(changes), end="\n" if changes else "")
   for label, verdict in verdicts.items():
     print("\n".join(reference_lib.report_lines(label, verdict)))
   return 0 if all(v["ok"] for v in verdicts.values()) else 1
@@ -100,10 +107,9 @@ def anomaly(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
   from gan_jax import data
   from gan_jax.apps import anomaly
-  from gan_jax.train import run as run_lib
 
   start = time.time()
-  run = run_lib.load_run(args.workdir)
+  run = _load_run(args)
   x_NHWC, labels_N = anomaly.load_images(run, args.images)
   given = {k: v for k, v in (("steps", args.steps), ("lr", args.lr)) if v is not None}
   if args.method == "fanogan":
@@ -143,10 +149,9 @@ def inpaint(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax import models
   from gan_jax.apps import inpaint
   from gan_jax.images import save_samples, to_uint8
-  from gan_jax.train import run as run_lib
 
   start = time.time()
-  run = run_lib.load_run(args.workdir)
+  run = _load_run(args)
   y_NHWC, labels_N = inpaint.load_images(run, args.images)
   mask_NHW = inpaint.masks_for(args.mask, len(y_NHWC), y_NHWC.shape[1:3], jax.random.PRNGKey(args.seed))
   search = dict(
@@ -208,7 +213,7 @@ def interpolate(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   from gan_jax.images import save_samples
   from gan_jax.train import run as run_lib
 
-  run = run_lib.load_run(args.workdir)
+  run = _load_run(args)
   if run.info.kind != "images":
     raise ValueError(f"interpolate draws image grids; data.name={run.info.name!r} is {run.info.kind}")
   if args.rows < 1:
@@ -235,11 +240,10 @@ def augment(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   import time
 
   from gan_jax.apps import classifier_study
-  from gan_jax.train import run as run_lib
 
   start = time.time()
   fractions, seeds = classifier_study.parse_fractions(args.fractions), list(range(args.seeds))
-  run = run_lib.load_run(args.workdir)
+  run = _load_run(args)
   fit = dict(epochs=args.epochs, generated=args.generated, min_steps=args.min_steps, batch_size=128, lr=1e-3)
   log = lambda line: print(line, file=sys.stderr, flush=True)
   study = classifier_study.augmentation_study(
@@ -370,7 +374,7 @@ def eval_(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     source = f"samples file {os.path.basename(args.samples)}"
     record = evaluate_samples(array_sampler(samples), _data_config(args), source=source, num_samples=num, **common)
   elif args.workdir:
-    run = run_lib.load_run(args.workdir)
+    run = _load_run(args)
     ema = not args.no_ema
     step = int(np.asarray(run.state.step).max())
     generate_fn = run_lib.run_sampler(run, seed=args.seed, ema=ema, member=args.member)

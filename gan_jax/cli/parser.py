@@ -46,6 +46,9 @@ def add_member_flags(p: argparse.ArgumentParser) -> None:
   """--no-ema and --member: which generator of a trained run a tool reads."""
   p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its EMA")
   p.add_argument("--member", type=count(0), default=0, help="which member of a population run (default 0)")
+  which = p.add_mutually_exclusive_group()
+  which.add_argument("--step", type=count(1), help="the checkpoint of this step (default: the latest)")
+  which.add_argument("--best", action="store_true", help="the best checkpoint by eval.best_metric (checkpoints_best/)")
 
 
 def build_parser() -> argparse.ArgumentParser:

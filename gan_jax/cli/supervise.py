@@ -16,16 +16,19 @@ import subprocess
 import sys
 
 SUPERVISED_ENV = "GAN_JAX_SUPERVISED"
-# The lines a native abort writes: glog/absl records (E1207 12:00:00.0 ...), gloo's enforce, stack frames.
-NATIVE = re.compile(rb"^([EFW]\d{4} \d\d:\d\d:\d\d|terminate called|  what\(\):|\*\*\* |    @ |\s*@\s+0x)")
+# The first line of a native abort: a fatal glog/absl record (F1207 12:00:00.0 ...), the coordination service's
+# error poll, gloo's uncaught enforce, a check failure. From there on, a dying process writes only its dump.
+FATAL = re.compile(rb"^(F\d{4} \d\d:\d\d:\d\d|E\d{4} .*coordination_service|terminate called|\*\*\* Check fail)")
+# What the dump of a process ended because a peer went away says.
+PEER_GONE = re.compile(rb"gloo|coordination|heartbeat|Terminating process|unhealthy", re.IGNORECASE)
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+MAX_HELD = 2000  # lines of a dump kept
 
 
-def wanted(argv: list[str]) -> bool:
+def wanted(command: str) -> bool:
   """Whether this `gan-jax` invocation should supervise itself: a train command of a multi-process job."""
   return (
-    bool(argv)
-    and argv[0] == "train"
+    command == "train"
     and os.environ.get("GAN_JAX_DISTRIBUTED", "0") not in ("", "0")
     and not os.environ.get(SUPERVISED_ENV)
     and os.environ.get("JAX_NUM_PROCESSES", "") != "1"
@@ -35,17 +38,26 @@ def wanted(argv: list[str]) -> bool:
 def run(argv: list[str], workdir: str) -> int:
   """Runs `gan-jax ARGV` as a child and returns the exit status this process should have."""
   env = {**os.environ, SUPERVISED_ENV: "1", "GAN_JAX_PARENT_PID": str(os.getpid())}
-  child = subprocess.Popen([sys.executable, "-m", "gan_jax", *argv], env=env, stderr=subprocess.PIPE)
-  previous = {s: signal.signal(s, lambda signum, _: child.send_signal(signum)) for s in FORWARDED}
+  child = None
+  # Installed first, and the child in a session of its own: a Ctrl-C at the terminal reaches it once, from here
+  # (twice would mean "stop without a checkpoint" to its handler).
+  received = []
+  forward = lambda signum, _: child.send_signal(signum) if child else received.append(signum)
+  previous = {s: signal.signal(s, forward) for s in FORWARDED}
   native = []
   try:
+    child = subprocess.Popen(
+      [sys.executable, "-m", "gan_jax", *argv], env=env, stderr=subprocess.PIPE, start_new_session=True
+    )
+    for signum in received:
+      child.send_signal(signum)
     pending = b""
     while chunk := os.read(child.stderr.fileno(), 65536):
       pending += chunk
       *whole, pending = re.split(rb"(?<=[\n\r])", pending)
-      for line in whole:  # from the first native line on, everything is held: a dump spans many lines
-        if native or NATIVE.match(line):
-          native.append(line)
+      for line in whole:  # from a fatal line on, the rest is the dump: held, not shown
+        if native or FATAL.match(line):
+          native = (native + [line])[-MAX_HELD:]
         else:
           _write(line)
     _write(pending)
@@ -76,13 +88,16 @@ def ended_line(workdir: str, signum: int, native: list[bytes]) -> str:
     with open(path, "ab") as f:
       f.writelines(native)
     dump = f"; the native report is in {path}"
+  name = signal.Signals(signum).name
   if signum == signal.SIGKILL:
-    what = f"process {process} of {count} was killed by SIGKILL (kill -9 or the out-of-memory killer)"
-  else:
+    what = f"process {process} of {count} was killed by SIGKILL (kill -9 or the out-of-memory killer){dump}"
+  elif any(PEER_GONE.search(line) for line in native):
     what = (
       f"lost a peer: this is process {process} of {count}, and {peers} went away, so the collective layer "
-      f"ended this one ({signal.Signals(signum).name}){dump}"
+      f"ended this one ({name}){dump}"
     )
+  else:
+    what = f"process {process} of {count} died of {name}, a fault of its own native code{dump}"
   return f"{what}; {kept}: restart all {count} processes with the same command to resume"
 
 

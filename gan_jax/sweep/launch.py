@@ -13,7 +13,6 @@ than starting a second; a SLURM rerun re-attaches to the jobs still alive instea
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import signal
@@ -29,7 +28,7 @@ import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax.progress import progress_bar
-from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, config_hash, now
+from gan_jax.sweep.manifest import MANIFEST, Manifest, PointRecord, canonical, config_hash, now
 from gan_jax.sweep.space import Point, check_points, name_points
 from gan_jax.sweep.vectorize import Group
 from gan_jax.train import guard
@@ -106,7 +105,6 @@ def sync_manifest(sweep: Sweep, directory: str, save: bool = True) -> tuple[Mani
   training again and being listed twice. Points of an earlier sweep in the same directory stay listed (after
   this sweep's) so the report still shows them, but are not run.
   """
-  canonical = lambda overrides: json.dumps(overrides, sort_keys=True)
   previous = {}
   if os.path.exists(os.path.join(directory, MANIFEST)):
     previous = {r.name: r for r in Manifest.load(directory).points}
@@ -122,8 +120,7 @@ def sync_manifest(sweep: Sweep, directory: str, save: bool = True) -> tuple[Mani
       set_aside_stale(record, records + list(previous.values()), directory, save)
       record = None
     if record is None:
-      record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name))
-    record.config_hash = current
+      record = PointRecord(name, point, os.path.join(os.path.abspath(directory), name), config_hash=current)
     records.append(record)
   manifest = Manifest(sweep.config, records + list(previous.values()))
   if save:
@@ -134,8 +131,15 @@ def sync_manifest(sweep: Sweep, directory: str, save: bool = True) -> tuple[Mani
 def set_aside_stale(record: PointRecord, others: Sequence[PointRecord], directory: str, move: bool) -> None:
   """A point whose config changed since it ran: its workdir (its population's, with --vectorize, whose other
   members then train again too) is renamed NAME.stale-HASH, never overwritten or deleted, and it trains afresh."""
+  if record.status == "running" and record.job_id:
+    raise ValueError(
+      f"sweep point {record.name}: its config changed while its job {record.job_id} may still run; expected the "
+      "job to end first (scancel it, or let it finish), then the same command"
+    )
   workdir = os.path.join(os.path.abspath(directory), record.group) if record.group else record.workdir
-  kept = f"{workdir}.stale-{record.config_hash}"
+  kept, n = f"{workdir}.stale-{record.config_hash}", 1
+  while os.path.exists(kept):  # edited back and forth: every old workdir is kept
+    kept, n = f"{workdir}.stale-{record.config_hash}-{n}", n + 1
   what = "would be kept" if not move else "kept"
   if os.path.exists(workdir):
     if move:

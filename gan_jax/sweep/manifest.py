@@ -13,18 +13,24 @@ import ml_collections
 
 from gan_jax import config as config_lib
 from gan_jax import files
+from gan_jax.train import history
 
 MANIFEST = "manifest.json"
 # "stale": done under a config that is no longer the point's (shown by reports; a re-run trains it afresh).
 STATUSES = ("pending", "running", "done", "failed", "stale")
-# Config sections that change where and how a point runs, never what it trains.
-NOT_HASHED = ("slurm.", "log.")
+
+
+def canonical(overrides: dict[str, Any]) -> str:
+  """A point's overrides whatever their order: the same point of a reordered sweep matches its record."""
+  return json.dumps(overrides, sort_keys=True)
 
 
 def config_hash(config: ml_collections.ConfigDict) -> str:
-  """A point's resolved config, hashed: a done point whose hash no longer matches is stale."""
+  """A point's resolved config, hashed: a done point whose hash no longer matches is stale. Bookkeeping keys
+  (train.history.BOOKKEEPING: logging, checkpoint and evaluation periods, devices, slurm, ...) are left out,
+  as a resume lets them change."""
   flat = config_lib.flatten(config_lib.to_dict(config))
-  kept = {k: v for k, v in flat.items() if not k.startswith(NOT_HASHED)}
+  kept = {k: v for k, v in flat.items() if k == "train.steps" or not history.is_bookkeeping(k, {})}
   return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

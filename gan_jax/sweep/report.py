@@ -21,7 +21,7 @@ import numpy as np
 
 from gan_jax.eval.metrics import direction
 from gan_jax.records import read_jsonl
-from gan_jax.sweep.manifest import STATUSES, Manifest, config_hash
+from gan_jax.sweep.manifest import STATUSES, Manifest, canonical, config_hash
 from gan_jax.sweep.space import SEED_KEY
 
 DEFAULT_METRICS = ("fid", "modes")
@@ -75,14 +75,15 @@ def _sorted(rows: list[dict], col: str, best: str) -> list[dict]:
 
 
 def current_hashes(manifest: Manifest) -> dict[str, str]:
-  """{point name: config_hash} of the sweep's experiment file as it is now; {} where it no longer loads."""
+  """{canonical overrides: config_hash} of the sweep's experiment file as it is now (keyed as sync_manifest
+  matches points, so a reordered sweep's renamed points still match); {} where it no longer loads."""
   from gan_jax.sweep import launch
 
   try:
     sweep = launch.load_sweep(manifest.config)
   except (OSError, ValueError, KeyError, TypeError, ImportError):
     return {}
-  return {name: config_hash(cfg) for name, cfg in zip(sweep.names, sweep.configs, strict=True)}
+  return {canonical(point): config_hash(cfg) for point, cfg in zip(sweep.points, sweep.configs, strict=True)}
 
 
 def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
@@ -90,7 +91,9 @@ def collect(directory: str) -> tuple[list[str], list[str], list[dict]]:
   experiment file now gives it another config is "stale": its numbers are not the sweep's any more."""
   manifest = Manifest.load(directory)
   now = current_hashes(manifest)
-  stale = lambda r: r.status == "done" and r.config_hash and now.get(r.name, r.config_hash) != r.config_hash
+  stale = lambda r: (
+    r.status == "done" and r.config_hash and now.get(canonical(r.overrides), r.config_hash) != r.config_hash
+  )
   rows = [
     {
       "name": r.name,

@@ -39,6 +39,8 @@ BOOKKEEPING = (
   "eval.",
   "log.",
   "slurm.",
+  "data.data_dir",  # where the data lies, not what it is
+  "data.source_dir",
 )
 SCHEDULE_KEYS = ("optim.g.schedule", "optim.d.schedule")
 

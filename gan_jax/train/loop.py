@@ -61,9 +61,9 @@ def train_and_evaluate(
     cleanup.callback(lock.release)
     cleanup.callback(mngr.close)
     resolved = run_config_json(setup, loss_fn)
-    if primary:
-      files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
+    if primary:  # the history first: a kill between the two never loses a change config.json already shows
       history.record(workdir, int(state.step[0]), changed, resolved["provenance"])
+      files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
       if changed:
         print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
     return _train(setup, workdir, state, mngr, cleanup, resolved)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import sys
 import time
 
@@ -71,21 +72,47 @@ def saved_info(workdir: str) -> data.DatasetInfo | None:
   return None if saved is None else data.info_from_json(saved)
 
 
-def load_run(workdir: str) -> Run:
-  """The resolved config and the latest checkpointed state of a workdir; needs no dataset when config.json
-  keeps the dataset's metadata (older workdirs read it from the dataset)."""
+def load_run(workdir: str, step: int | None = None, best: bool = False) -> Run:
+  """The resolved config and a checkpointed state of a workdir: the latest, the one of `step` (in checkpoints/
+  or checkpoints_best/), or with `best` the best of checkpoints_best/ by the run's eval.best_metric in
+  eval.jsonl. Needs no dataset when config.json keeps the dataset's metadata (older workdirs read it from it)."""
   config = config_lib.read_run_config(workdir)
   info = saved_info(workdir) or data.get_info(config)
   # Only the networks: sampling needs no loss, and a user's loss module need not be importable here. The latent
   # searches (inpaint, anomaly) differentiate through G and D: models.fast_ops' gradients where xla_cpu is on.
   gan = create_gan(config, info, fast_ops=xla_cpu.enabled())
   like = jax.jit(jax.vmap(functools.partial(init_state, gan)))(*stacked_seeds_and_hparams(member_configs(config)))
+  if best or step is not None:
+    return Run(config, info, gan, _restore_chosen(workdir, config, info, like, step, best), history.read(workdir))
   if not checkpoint.saved_steps(workdir):
     raise FileNotFoundError(f"workdir {workdir!r} has no checkpoint yet; expected checkpoints/ from a train run")
   state, step, skipped = _restore_committed(workdir, config, like)
   for s, why in skipped:
     print(f"warning: checkpoint {s} of {workdir} does not restore ({why}); loaded step {step}", file=sys.stderr)
   return Run(config, info, gan, state, history.read(workdir))
+
+
+def _restore_chosen(
+  workdir: str, config: ml_collections.ConfigDict, info: data.DatasetInfo, like: GANState, step: int | None, best: bool
+) -> GANState:
+  """The state of `step`, or of the best checkpoint in checkpoints_best/ (ranked as the run ranked them)."""
+  kept_best = checkpoint.saved_steps(workdir, "checkpoints_best")
+  if best:
+    from gan_jax.eval.metrics import direction
+    from gan_jax.records import EVAL_FILE, read_jsonl
+
+    metric = config.eval.best_metric or ("fid" if info.kind == "images" else "modes")
+    scored = {r["step"]: r[metric] for r in read_jsonl(os.path.join(workdir, EVAL_FILE)) if metric in r}
+    ranked = [s for s in kept_best if s in scored]
+    if not ranked:
+      raise ValueError(f"--best: {workdir!r} keeps no best checkpoint scored by {metric!r}; expected checkpoints_best/")
+    step = (max if direction(metric) == "max" else min)(ranked, key=lambda s: scored[s])
+  folder = "checkpoints" if step in checkpoint.saved_steps(workdir) else "checkpoints_best"
+  if step not in checkpoint.saved_steps(workdir, folder):
+    kept = sorted(set(checkpoint.saved_steps(workdir)) | set(kept_best))
+    raise ValueError(f"--step {step}: {workdir!r} keeps checkpoints of steps {kept}; expected one of them")
+  with contextlib.closing(checkpoint.manager(workdir, config.checkpoint.keep, folder, read_only=True)) as mngr:
+    return checkpoint.restore(mngr, like, step)
 
 
 # A run training in the workdir commits new checkpoints and deletes old ones while a reader lists and reads them.
