@@ -170,6 +170,12 @@ CASES = [
     "optim.g.schedule ('constant' -> 'linear')",
   ),
   ("resume-new-seed", train("{run}", "--config.seed=3"), "seed (0 -> 3)"),
+  ("wandb-without-login", train("{new}", "--config.log.wandb=true"), "log.wandb=True: no W&B credentials"),
+  (
+    "tfds-unprepared",
+    train("{new}", "--config.data.name=tfds:mnist", "--config.model.name=dcgan", "--config.data.data_dir={tmp}/tfds"),
+    "tfds:mnist is not prepared in",
+  ),
   ("train-no-workdir", ["train", "--config", "{exp}"], "the following arguments are required: --workdir"),
   # sample
   (
@@ -274,9 +280,12 @@ def test_the_table_is_large_enough():
 
 
 @pytest.mark.parametrize("argv, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, expected, place, capsys):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(argv, expected, place, capsys, monkeypatch):
   fill = {"exp": str(place / "exp.py"), "run": str(place / "run"), "new": str(place / "new_run"), "tmp": str(place)}
   argv = [a.format(**fill) for a in argv]
+  for name in ("WANDB_API_KEY", "WANDB_MODE"):  # no W&B login here, as on a fresh machine
+    monkeypatch.delenv(name, raising=False)
+  monkeypatch.setenv("WANDB_CONFIG_DIR", str(place / "no_wandb_config"))
   before = snapshot(place)
   capsys.readouterr()
   try:

@@ -128,6 +128,8 @@ def configure_jax(distributed: bool = False) -> None:
   sys.unraisablehook = _quiet_orbax_teardown
   # orbax logs each failed background write with its traceback through absl; the command reports the fault once.
   logging.getLogger("absl").addFilter(lambda r: not ("orbax" in r.pathname and r.levelno >= logging.ERROR))
+  # TFDS warns that an unprepared dataset's folder has no metadata; the one line that refuses it says more.
+  logging.getLogger("absl").addFilter(lambda r: "has no dataset_info.json" not in str(r.msg))
   from gan_jax.train import xla_cpu
 
   if not jax.config.jax_compilation_cache_dir:

@@ -12,8 +12,8 @@ def prepared_builder(name: str, data_dir: str = "") -> tfds.core.DatasetBuilder:
   if not builder.is_prepared():
     try:
       import tensorflow  # noqa: F401
-    except ImportError:
-      raise RuntimeError(
+    except ImportError:  # bad input: refused before the run starts (exit 2)
+      raise ValueError(
         f"tfds:{name} is not prepared in {builder.data_dir} and preparing it needs TensorFlow: "
         f"`pip install 'gan_jax[tf]'`, or set --config.data.data_dir to where it is prepared (array_record)"
       ) from None

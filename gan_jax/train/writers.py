@@ -184,6 +184,29 @@ class WandbWriter:
       self._run = None
 
 
+def check_wandb() -> None:
+  """log.wandb=True checked before the run writes anything: the package, and credentials unless WANDB_MODE is
+  offline or disabled (W&B would otherwise fail at its first call, after the workdir was written)."""
+  try:
+    import wandb  # noqa: F401
+  except ImportError:
+    raise ImportError("log.wandb=True needs Weights & Biases: `pip install gan-jax[wandb]`") from None
+  if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+    return
+  try:  # W&B's own lookup of stored credentials (netrc, settings), without prompting; private, so guarded
+    from wandb.sdk.lib.wbauth import authenticate
+
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    found = authenticate.authenticate_session(host=host, source="gan-jax", prompt=False, update_session=False)
+  except (ImportError, AttributeError, TypeError):
+    return  # another W&B version: its own error comes at wandb.init
+  if found is None:
+    raise ValueError(
+      "log.wandb=True: no W&B credentials (`wandb login`, or WANDB_API_KEY); expected those, or WANDB_MODE=offline "
+      "to log unsynced, or log.wandb=False"
+    )
+
+
 def _init_wandb(workdir: str, project: str) -> Any:
   try:
     import wandb
