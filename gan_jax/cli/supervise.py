@@ -75,7 +75,7 @@ def run(argv: list[str], workdir: str) -> int:
 
 def ended_line(workdir: str, signum: int, native: list[bytes]) -> str:
   """What a signal the run did not handle means: SIGKILL came from outside (kill -9, the out-of-memory
-  killer); any other (SIGABRT, SIGSEGV) from the collective layer after a peer went away."""
+  killer); any other (SIGABRT, SIGSEGV) is a lost peer where the dump says so, else a native fault here."""
   # Set and validated (parallel.maybe_initialize_distributed) for a job on 127.0.0.1 or a plain cluster;
   # absent where jax.distributed detects the cluster itself.
   process, count = os.environ.get("JAX_PROCESS_ID", "?"), os.environ.get("JAX_NUM_PROCESSES", "N")
