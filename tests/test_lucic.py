@@ -225,7 +225,9 @@ def test_unknown_model_is_one_line():
     config_lib.load(f"{EXPERIMENT}:began")
 
 
-@pytest.mark.parametrize("model", ["ns_gan", "wgan", "wgan_gp"])
+@pytest.mark.parametrize(
+  "model", ["ns_gan", pytest.param("wgan", marks=pytest.mark.slow), pytest.param("wgan_gp", marks=pytest.mark.slow)]
+)
 def test_wide_search_draws_inside_lucics_ranges(model):
   sweep_file = config_lib.import_file(os.path.join(os.path.dirname(EXPERIMENT), "sweep_lucic.py"))
   points = sweep_file.get_sweep(model)
