@@ -206,7 +206,9 @@ class user_code:
     return None
 
   def __exit__(self, kind, error, tb) -> bool:
-    if error is None or not isinstance(error, Exception) or isinstance(error, ValueError | KeyError):
+    # sys.exit() in an experiment file is a refusal of its own: said in one line too, not a silent exit.
+    refused = isinstance(error, SystemExit)
+    if error is None or not (isinstance(error, Exception) or refused) or isinstance(error, ValueError | KeyError):
       return False
     line = getattr(error, "lineno", None)  # SyntaxError
     frame = tb

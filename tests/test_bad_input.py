@@ -26,6 +26,7 @@ BAD_FILES = {
   "  return jnp.mean(jnp.reshape(f - r, (4, -1)), axis=0).squeeze(), -jnp.mean(f)\n",
   "typo_key.py": "from helpers import ring_config\n\ndef get_config(arg=None):\n"
   "  c = ring_config()\n  c.train.stpes = 5\n  return c\n",
+  "exits.py": "import sys\n\ndef get_config(arg=None):\n  sys.exit(3)\n",
   "sweep_raises.py": EXPERIMENT + "\ndef get_sweep(arg=None):\n  return [{'seed': s} for s in rnage(3)]\n",
 }
 
@@ -170,6 +171,11 @@ CASES = [
     "optim.g.schedule ('constant' -> 'linear')",
   ),
   ("resume-new-seed", train("{run}", "--config.seed=3"), "seed (0 -> 3)"),
+  (
+    "get-config-exits",
+    ["train", "--config", "{tmp}/exits.py", "--workdir", "{new}"],
+    "exits.py:4: get_config() raised SystemExit: 3",
+  ),
   ("wandb-without-login", train("{new}", "--config.log.wandb=true"), "log.wandb=True: no W&B credentials"),
   (
     "tfds-unprepared",
