@@ -317,3 +317,15 @@ def test_a_recorded_config_json_trains_the_same_run(tmp_path, capsys):
   capsys.readouterr()
   assert cli.main(["train", "--config", str(tmp_path / "a" / "config.json"), "--workdir", str(tmp_path / "b")]) == 0
   assert losses_of(tmp_path / "a") == losses_of(tmp_path / "b")
+
+
+def test_an_empty_step_folder_is_no_checkpoint(tmp_path, capsys):
+  """An empty checkpoints/999 (a copy cut short, a stray mkdir) neither blocks the resume as a later step nor is
+  read: the run resumes from its real checkpoint and sets the folder aside with a warning."""
+  workdir = tmp_path / "run"
+  assert train_cli(tmp_path, workdir, capsys, **{"train.steps": 3})[0] == 0
+  os.makedirs(workdir / "checkpoints" / "999")
+  status, err = train_cli(tmp_path, workdir, capsys, **{"train.steps": 6})
+  assert status == 0, err
+  assert any("Resuming" in line and "step 3" in line for line in err), err
+  assert steps_in(workdir) == [3, 6] and not (workdir / "checkpoints" / "999").exists()

@@ -47,9 +47,12 @@ def manager(
 
 
 def saved_steps(workdir: str, folder: str = "checkpoints") -> list[int]:
-  """The steps of the complete checkpoints in DIR/folder, read from the folder names alone (writes nothing)."""
+  """The steps of the checkpoints in DIR/folder, read from the folder names (writes nothing). An empty folder
+  is no checkpoint (resume sets it aside with the unreadable ones)."""
   path = os.path.join(workdir, folder)
-  return sorted(int(n) for n in os.listdir(path) if n.isdigit()) if os.path.isdir(path) else []
+  if not os.path.isdir(path):
+    return []
+  return sorted(int(n) for n in os.listdir(path) if n.isdigit() and os.listdir(os.path.join(path, n)))
 
 
 def check_layout(path: str) -> None:
