@@ -245,7 +245,7 @@ def test_unprepared_catalog_dataset_asks_for_tensorflow(tmp_path):
   c = config_lib.base_config()
   c.data.name = "tfds:mnist"
   c.data.data_dir = str(tmp_path)
-  with pytest.raises(RuntimeError, match=r"pip install 'gan_jax\[tf\]'"):
+  with pytest.raises(ValueError, match=r"pip install 'gan_jax\[tf\]'"):
     data.get_info(c)
 
 
