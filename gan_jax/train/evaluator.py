@@ -22,7 +22,7 @@ from gan_jax.images import save_samples
 from gan_jax.records import keep_records_until
 from gan_jax.train import checkpoint, guard
 from gan_jax.train.population import take_member
-from gan_jax.train.setup import Setup
+from gan_jax.train.setup import Setup, best_metric
 from gan_jax.train.state import GANState
 
 NUM_FIXED_IMAGES, NUM_FIXED_POINTS = 64, 2500
@@ -52,6 +52,16 @@ class Sampler:
     return save_samples(sample_path(workdir, step), samples, self.kind, self.reference)
 
 
+def own_scores(records: list[dict], metric: str, net_name: str) -> dict[int, float]:
+  """{step: the members' mean of `metric`} over the records of the run's own feature network (a `gan-jax eval
+  --feature-net` row of another network is another currency: never compared)."""
+  by_step: dict[int, list[float]] = {}
+  for r in records:
+    if metric in r and r.get("protocol", {}).get("feature_net", net_name) == net_name:
+      by_step.setdefault(r["step"], []).append(r[metric])
+  return {step: float(np.mean(values)) for step, values in by_step.items()}
+
+
 class Evaluator:
   """Scores every member's EMA generator under the evaluation protocol; keeps the best checkpoints.
 
@@ -68,7 +78,7 @@ class Evaluator:
     self.members = setup.members
     # Scores of another network (a `gan-jax eval --feature-net` row) are another currency: never compared.
     self.net_name = resolve_feature_net(config.eval.feature_net, info.name, tuple(info.shape))
-    self.metric = config.eval.best_metric or ("modes" if info.kind == "points" else "fid")
+    self.metric = best_metric(config, info.kind)
     self.direction = metrics_lib.direction(self.metric)
     self._generate = jax.jit(gan.generate)
     # eval.feature_net=auto on data only the Inception scores, without its weights: train, say so once, skip.
@@ -85,13 +95,9 @@ class Evaluator:
     kept = [r for r in records_lib.read_jsonl(path) if r.get("step", 0) <= resume_step]
     if jax.process_index() == 0:
       keep_records_until(path, resume_step)
-    by_step: dict[int, list[dict]] = {}
-    for r in kept:
-      self._scored_steps.add(r["step"])
-      if self.metric in r and r.get("protocol", {}).get("feature_net", self.net_name) == self.net_name:
-        by_step.setdefault(r["step"], []).append(r)
-    for step, records in by_step.items():
-      self._note_score(step, records)
+    self._scored_steps.update(r["step"] for r in kept)
+    for step, score in own_scores(kept, self.metric, self.net_name).items():
+      self._note_score(step, score)
     self._best_mngr = None
     if config.checkpoint.keep_best:
       self._best_mngr = checkpoint.manager(
@@ -168,7 +174,11 @@ class Evaluator:
         records_lib.append_record(self.workdir, r)
     self.last = records
     self._scored_steps.add(step)
-    score = self._note_score(step, records) if self.metric in records[0] else None
+    score = (
+      self._note_score(step, own_scores(records, self.metric, self.net_name)[step])
+      if self.metric in records[0]
+      else None
+    )
     # A step can be in checkpoints_best/ without its record (eval.jsonl deleted by hand): that checkpoint holds
     # this very state, so it stays.
     if self._best_mngr is not None and score is not None and step not in self._best_mngr.all_steps():
@@ -194,9 +204,8 @@ class Evaluator:
       return False
     return True
 
-  def _note_score(self, step: int, records: list[dict]) -> float:
-    """The members' mean of the metric at `step`, kept as the best when it beats the best so far."""
-    score = float(np.mean([r[self.metric] for r in records]))
+  def _note_score(self, step: int, score: float) -> float:
+    """Keeps `step`'s score, and as the best when it beats the best so far."""
     self._scores[step] = score
     if self.best is None or self._better(score, self.best["score"]):
       self.best = {"step": step, "score": score}

@@ -28,6 +28,7 @@ from gan_jax import data
 from gan_jax import records as records_lib
 from gan_jax.train import checkpoint
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
+from gan_jax.train.setup import best_metric
 from gan_jax.train.state import GANState, NetState, create_gan, init_state
 
 
@@ -112,11 +113,7 @@ def _convert_folder(workdir: str, folder: str, like: LayoutOneState, config, kin
   shutil.rmtree(target, ignore_errors=True)  # from an interrupted conversion
   old = ocp.CheckpointManager(source)
   new = ocp.CheckpointManager(target, options=ocp.CheckpointManagerOptions(create=True), metadata=checkpoint.METADATA)
-  scores = (
-    _best_scores(workdir, config.eval.best_metric or ("modes" if kind == "points" else "fid"))
-    if (folder == "checkpoints_best")
-    else {}
-  )
+  scores = _best_scores(workdir, best_metric(config, kind)) if (folder == "checkpoints_best") else {}
   for step in old.all_steps():
     state = from_layout_one(old.restore(step, args=ocp.args.StandardRestore(like)))
     new.save(step, args=checkpoint.save_args(state), metrics=scores.get(step), force=True)

@@ -17,10 +17,15 @@ import numpy as np
 from gan_jax import config as config_lib
 from gan_jax import data, models
 from gan_jax.eval import evaluate
+from gan_jax.eval.features import resolve_feature_net
+from gan_jax.eval.metrics import direction
 from gan_jax.images import to_uint8
 from gan_jax.progress import progress_bar
+from gan_jax.records import EVAL_FILE, read_jsonl
 from gan_jax.train import checkpoint, history, xla_cpu
+from gan_jax.train.evaluator import own_scores
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams, take_member
+from gan_jax.train.setup import best_metric
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 
 # The entry of config.json's run metadata (config.RUN_METADATA) that holds the DatasetInfo (data.info_to_json).
@@ -97,12 +102,10 @@ def _restore_chosen(
 ) -> GANState:
   """The state of `step`, or of the best checkpoint in checkpoints_best/ (ranked as the run ranked them)."""
   kept_best = checkpoint.saved_steps(workdir, "checkpoints_best")
-  if best:
-    from gan_jax.eval.metrics import direction
-    from gan_jax.records import EVAL_FILE, read_jsonl
-
-    metric = config.eval.best_metric or ("fid" if info.kind == "images" else "modes")
-    scored = {r["step"]: r[metric] for r in read_jsonl(os.path.join(workdir, EVAL_FILE)) if metric in r}
+  if best:  # ranked as train.evaluator ranks them: its own network's records, the members' mean
+    metric = best_metric(config, info.kind)
+    net = resolve_feature_net(config.eval.feature_net, info.name, tuple(info.shape))
+    scored = own_scores(read_jsonl(os.path.join(workdir, EVAL_FILE)), metric, net)
     ranked = [s for s in kept_best if s in scored]
     if not ranked:
       raise ValueError(f"--best: {workdir!r} keeps no best checkpoint scored by {metric!r}; expected checkpoints_best/")

@@ -27,6 +27,11 @@ BEST_METRICS = {
 }
 
 
+def best_metric(config: ml_collections.ConfigDict, kind: str) -> str:
+  """eval.best_metric with "" resolved: fid for images, modes for points."""
+  return config.eval.best_metric or ("modes" if kind == "points" else "fid")
+
+
 @dataclasses.dataclass(frozen=True)
 class Setup:
   config: ml_collections.ConfigDict
