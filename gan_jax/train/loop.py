@@ -46,8 +46,6 @@ def train_and_evaluate(
   """
   setup = build(config, loss_fn)
   changed = check_resumable(config, workdir, loss_fn, allow_config_change)
-  if config.log.wandb and jax.process_index() == 0:
-    writers_lib.check_wandb()
   primary = jax.process_index() == 0
   created = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import ml_collections
 
 from gan_jax import diffaugment, losses, models, penalties
-from gan_jax.train import population, state
+from gan_jax.train import population, state, writers
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
 D_CONDITIONINGS = ("projection", "acgan")
@@ -134,6 +134,8 @@ def check_run_values(config: ml_collections.ConfigDict) -> None:
     _check_int("population.seed value", value, 0, high=SEED_MAX)
   if config.log.wandb and importlib.util.find_spec("wandb") is None:
     raise ValueError("log.wandb=True: Weights & Biases is not installed; expected `pip install 'gan-jax[wandb]'`")
+  if config.log.wandb:
+    writers.check_wandb_credentials()
   for net in ("g", "d"):
     o = config.optim[net]
     _check_float(f"optim.{net}.b1", o.b1, 0.0, 1.0, "[0, 1)")

@@ -184,13 +184,9 @@ class WandbWriter:
       self._run = None
 
 
-def check_wandb() -> None:
-  """log.wandb=True checked before the run writes anything: the package, and credentials unless WANDB_MODE is
+def check_wandb_credentials() -> None:
+  """log.wandb=True (W&B installed) checked before the run writes anything: credentials unless WANDB_MODE is
   offline or disabled (W&B would otherwise fail at its first call, after the workdir was written)."""
-  try:
-    import wandb  # noqa: F401
-  except ImportError:
-    raise ImportError("log.wandb=True needs Weights & Biases: `pip install gan-jax[wandb]`") from None
   if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
     return
   try:  # W&B's own lookup of stored credentials (netrc, settings), without prompting; private, so guarded
