@@ -72,6 +72,13 @@ class PeerLost(RunFailed):
     return jax.process_count() > 1 and "runtimeerror" in text and any(sign in text for sign in cls.SIGNS)
 
 
+def failed(step: int, last_saved: int | None, cause: BaseException) -> RunFailed:
+  """What a run that raised after it started failed of: a lost peer (multi-process), else RunFailed."""
+  if PeerLost.matches(cause):
+    return PeerLost(step, last_saved, cause, jax.process_index(), jax.process_count())
+  return RunFailed(step, last_saved, cause)
+
+
 class StopSignals:
   """Turns the stop signals into a flag the loop reads after each step, for the duration of a `with` block.
 

@@ -168,9 +168,7 @@ def _train(
   except Exception as e:
     if workdir_lib.is_disk_full(e):
       raise
-    if guard.PeerLost.matches(e):
-      raise guard.PeerLost(step, check.last_saved, e, jax.process_index(), jax.process_count()) from e
-    raise guard.RunFailed(step, check.last_saved, e) from e
+    raise guard.failed(step, check.last_saved, e) from e
   evaluator.summarize()
   return state
 
