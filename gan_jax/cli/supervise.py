@@ -80,7 +80,9 @@ def ended_line(workdir: str, signum: int, native: list[bytes]) -> str:
   # absent where jax.distributed detects the cluster itself.
   process, count = os.environ.get("JAX_PROCESS_ID", "?"), os.environ.get("JAX_NUM_PROCESSES", "N")
   peers = f"process {1 - int(process)}" if count == "2" and process.isdigit() else "another process of the job"
-  saved = sorted(int(n) for n in _listdir(os.path.join(workdir, "checkpoints")) if n.isdigit())
+  from gan_jax.train import checkpoint  # imports orbax and JAX, but starts no backend: fine once the child is gone
+
+  saved = checkpoint.saved_steps(workdir)
   kept = f"its newest checkpoint, step {saved[-1]}, is kept" if saved else "no checkpoint was saved"
   dump = ""
   if native and os.path.isdir(workdir):
@@ -99,13 +101,6 @@ def ended_line(workdir: str, signum: int, native: list[bytes]) -> str:
   else:
     what = f"process {process} of {count} died of {name}, a fault of its own native code{dump}"
   return f"{what}; {kept}: restart all {count} processes with the same command to resume"
-
-
-def _listdir(path: str) -> list[str]:
-  try:
-    return os.listdir(path)
-  except OSError:
-    return []
 
 
 def _write(data: bytes) -> None:
