@@ -319,6 +319,7 @@ def test_a_recorded_config_json_trains_the_same_run(tmp_path, capsys):
   assert losses_of(tmp_path / "a") == losses_of(tmp_path / "b")
 
 
+@pytest.mark.slow  # test-all; the fast tier sets an unreadable checkpoint aside (test_corrupt_latest_...)
 def test_an_empty_step_folder_is_no_checkpoint(tmp_path, capsys):
   """An empty checkpoints/999 (a copy cut short, a stray mkdir) neither blocks the resume as a later step nor is
   read: the run resumes from its real checkpoint and sets the folder aside with a warning."""

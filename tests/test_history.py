@@ -35,6 +35,7 @@ def test_every_start_is_recorded_with_its_changes(tmp_path, capsys):
   assert f"{workdir}: config changed on resume at step 6: loss.name ('non_saturating' -> 'hinge')" in out
 
 
+@pytest.mark.slow  # test-all; the fast tier's resumes are bitwise (test_faults.py::test_stop_signal_...)
 def test_extending_constant_rates_equals_the_uninterrupted_run(tmp_path):
   whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
   loop.train_and_evaluate(ring_config(**{"eval.final": False}), whole)
@@ -43,7 +44,7 @@ def test_extending_constant_rates_equals_the_uninterrupted_run(tmp_path):
   assert losses_of(split) == losses_of(whole)
 
 
-@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+@pytest.mark.parametrize("schedule", ["cosine", pytest.param("linear", marks=pytest.mark.slow)])
 def test_extending_a_decaying_schedule_is_refused(tmp_path, schedule):
   """The horizon of a decaying rate is train.steps: a longer run would re-decay from a rate the trained steps
   never saw, so the extension is a redefinition, asked for explicitly or not made."""
