@@ -68,10 +68,35 @@ def maybe_initialize_distributed() -> None:
   print(f"process {jax.process_index()} of {jax.process_count()}", file=sys.stderr)
 
 
+# How long a process waits for the others at a barrier: a peer on a loaded machine may compile for minutes.
+BARRIER_TIMEOUT_S = 3600
+_barriers: dict[str, int] = {}
+
+
 def sync(name: str) -> None:
-  """Waits for every process at the point named `name` (a no-op in a one-process run)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
+  """Waits for every process at the point named `name` (a no-op in a one-process run).
+
+  The barrier is the coordination service's, not a collective: gloo gives up on a peer after 30 s.
+  """
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed  # the client jax.distributed.initialize made; no public accessor
+
+  _barriers[name] = _barriers.get(name, 0) + 1  # every process passes the same barriers in the same order
+  distributed.global_state.client.wait_at_barrier(f"{name}.{_barriers[name]}", BARRIER_TIMEOUT_S * 1000)
+
+
+def compiled_together(name: str, jitted: Callable, *args: Any) -> Callable:
+  """`jitted` compiled for `args`, returned once every process has compiled it (`jitted` itself in one process).
+
+  One process may load a program from the compilation cache while another compiles it for a minute; the first
+  would wait in the program's first collective, which gloo abandons after 30 s.
+  """
+  if jax.process_count() == 1:
+    return jitted
+  compiled = jitted.lower(*args).compile()
+  sync(name)
+  return compiled
 
 
 def max_over_processes(value: int) -> int:

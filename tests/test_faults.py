@@ -330,3 +330,21 @@ def test_an_empty_step_folder_is_no_checkpoint(tmp_path, capsys):
   assert status == 0, err
   assert any("Resuming" in line and "step 3" in line for line in err), err
   assert steps_in(workdir) == [3, 6] and not (workdir / "checkpoints" / "999").exists()
+
+
+@pytest.mark.parametrize("target", ["metrics.jsonl", "checkpoints"])
+def test_an_io_error_mid_run_is_a_failed_run_naming_the_checkpoint_on_disk(tmp_path, capsys, target):
+  """An unwritable log or checkpoint folder once the run has started is a failed run (exit 1), not bad input, and
+  its line names the newest checkpoint that is on disk, not the one whose save just failed."""
+  workdir = tmp_path / "run"
+  flags = {"train.steps": 4, "checkpoint.every": 2, "train.log_every": 1}
+  assert train_cli(tmp_path, workdir, capsys, **flags)[0] == 0
+  if subprocess.run(["chattr", "+i", str(workdir / target)], capture_output=True, check=False).returncode:
+    pytest.skip("chattr +i (an immutable file, unwritable even by root) is not available here")
+  try:
+    status, err = train_cli(tmp_path, workdir, capsys, **{**flags, "train.steps": 8})
+  finally:
+    subprocess.run(["chattr", "-i", str(workdir / target)], check=True)
+  assert status == 1, err
+  assert errors_of(err)[-1].endswith("its newest checkpoint, step 4, is kept"), err
+  assert "PermissionError" in errors_of(err)[-1] and steps_in(workdir) == [2, 4]

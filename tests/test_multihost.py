@@ -89,6 +89,48 @@ def test_two_processes_equal_one_and_resume_across(tmp_path):
     assert_runs_close(losses_of(tmp_path / name), losses_of(one))
 
 
+LATE_PEER = """
+import os
+import sys
+import time
+
+from helpers import ring_config
+
+from gan_jax import losses
+
+slept = []
+
+
+def in_train_loop() -> bool:
+  frame = sys._getframe()
+  while frame is not None and frame.f_code.co_name != "_train":
+    frame = frame.f_back
+  return frame is not None
+
+
+def late_on_process_1(real_logits, fake_logits):
+  # non_saturating, whose first trace in the train loop (the step's compilation; the config check traced it
+  # before) takes 35 s longer on process 1: a peer that compiles while the other loaded the step from its cache.
+  if os.environ["JAX_PROCESS_ID"] == "1" and not slept and in_train_loop():
+    slept.append(1)
+    time.sleep(35)
+  return losses.get("non_saturating")(real_logits, fake_logits)
+
+
+def get_config(arg=None):
+  return ring_config(**{"train.num_devices": 0, "eval.every": 0, "loss.name": "exp:late_on_process_1"})
+"""
+
+
+def test_a_peer_that_compiles_late_is_waited_for(tmp_path):
+  """Gloo abandons a collective after 30 s; a process that compiles the step later than that (a cold compilation
+  cache beside a warm one, a loaded machine) is waited for at a barrier, not left behind."""
+  exp = tmp_path / "exp.py"
+  exp.write_text(LATE_PEER)
+  train(exp, tmp_path / "run", processes=2, steps=3)  # both exit 0
+  assert [r["step"] for r in losses_of(tmp_path / "run")] == [1, 2, 3]
+
+
 def start_long_run(tmp_path, workdir) -> list[subprocess.Popen]:
   """Two `gan-jax train` processes of a long run, returned once it has logged 12 rows."""
   exp = tmp_path / "exp.py"

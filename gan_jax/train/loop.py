@@ -8,6 +8,7 @@ may still owe after an older version of a run (an evaluation, a sample grid) is 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -60,13 +61,26 @@ def train_and_evaluate(
   with contextlib.ExitStack() as cleanup:  # each runs, whatever the others raise
     cleanup.callback(lock.release)
     cleanup.callback(mngr.close)
-    resolved = run_config_json(setup, loss_fn)
-    if primary:  # the history first: a kill between the two never loses a change config.json already shows
-      history.record(workdir, int(state.step[0]), changed, resolved["provenance"])
-      files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
-      if changed:
-        print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
-    return _train(setup, workdir, state, mngr, cleanup, resolved)
+    try:
+      resolved = run_config_json(setup, loss_fn)
+      if primary:  # the history first: a kill between the two never loses a change config.json already shows
+        history.record(workdir, int(state.step[0]), changed, resolved["provenance"])
+        files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
+        if changed:
+          print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
+      return _train(setup, workdir, state, mngr, cleanup, resolved)
+    except OSError as e:  # an I/O fault once the run started (its logs, its records): a failed run, not bad input
+      if workdir_lib.is_disk_full(e):
+        raise
+      raise guard.failed(int(state.step[0]), newest_saved(workdir, mngr), e) from e
+
+
+def newest_saved(workdir: str, mngr: ocp.CheckpointManager) -> int | None:
+  """The step of the newest checkpoint on disk once a save in flight has ended (its failure may be the one
+  being reported): what a failed run really keeps, not what it last asked to save."""
+  with contextlib.suppress(Exception):
+    mngr.wait_until_finished()
+  return max(checkpoint.saved_steps(workdir), default=None)
 
 
 def hold(workdir: str, primary: bool) -> workdir_lib.WorkdirLock:
@@ -93,8 +107,12 @@ def _train(
   config, members, mesh = setup.config, setup.members, setup.mesh
   start, steps = int(state.step[0]), config.train.steps
   primary = jax.process_index() == 0
-  train_step = setup.train_step()
   batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
+  first = next(batches)
+  batches = itertools.chain([first], batches)
+  train_step = parallel.compiled_together(
+    "gan_jax.train_step", setup.train_step(), state, parallel.put_batch(first, mesh)
+  )
   sampler = Sampler(setup)
   evaluator = cleanup.enter_context(contextlib.closing(Evaluator(setup, workdir, resume_step=start)))
   writer = cleanup.enter_context(
@@ -168,7 +186,7 @@ def _train(
   except Exception as e:
     if workdir_lib.is_disk_full(e):
       raise
-    raise guard.failed(step, check.last_saved, e) from e
+    raise guard.failed(step, newest_saved(workdir, mngr), e) from e
   evaluator.summarize()
   return state
 
