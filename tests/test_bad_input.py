@@ -222,6 +222,24 @@ CASES = [
   ("eval-samples-bare-array", ["eval", "--samples", "{tmp}/bare.npy"], "holds one bare array"),
   ("eval-samples-no-images", ["eval", "--samples", "{tmp}/no_images.npz"], "`images` is uint8 (0, 28, 28, 1)"),
   ("eval-num-zero", ["eval", "--workdir", "{run}", "--num", "0"], "--num: 0"),
+  # sizes past this machine's memory: one line before anything is allocated, not the OOM killer or a jaxlib dump
+  ("eval-num-huge", ["eval", "--workdir", "{run}", "--num", "999999999"], "num_samples=999999999: 999,999,999 samples"),
+  ("eval-floor-num-huge", ["eval", "--floor", "--workdir", "{run}", "--num", "999999999"], "num_samples=999999999"),
+  (
+    "sample-num-huge",
+    ["sample", "--workdir", "{run}", "--num", "999999999999", "--out", "{tmp}/s.npz"],
+    "num=999999999999",
+  ),
+  (
+    "int-past-int64",
+    train("{new}", "--config.train.d_steps=18446744073709551616"),
+    "train.d_steps=18446744073709551616",
+  ),
+  (
+    "population-size-huge",
+    train("{new}", "--config.population.size=18446744073709551616"),
+    "population.size=18446744073709551616: expected an integer in [1, ",
+  ),
   # curves, sweep, tools
   ("curves-missing-dir", ["curves", "{tmp}/nothing", "--out", "{tmp}/c.png"], "nothing"),
   ("curves-alpha", ["curves", "{run}", "--out", "{tmp}/c.png", "--alpha", "2"], "--alpha 2.0"),

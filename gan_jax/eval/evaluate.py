@@ -28,7 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from gan_jax import data, files, images
+from gan_jax import data, files, images, limits
 from gan_jax.data import synthetic
 from gan_jax.eval import fid_protocols, inception
 from gan_jax.eval.features import AUTO, FEATURE_NETS, FeatureNet, get_feature_net, resolve_feature_net
@@ -48,6 +48,16 @@ from gan_jax.provenance import provenance
 
 DEFAULT_IMAGE_SAMPLES = 10_000
 DEFAULT_POINT_SAMPLES = 2_500  # PacGAN's count.
+# Bytes an evaluation holds per sample: an image's Inception features (float32, and float64 for the statistics);
+# a point's coordinates with its distances to the modes.
+BYTES_PER_SAMPLE = {"images": inception.POOL3_DIM * 12, "points": 256}
+
+
+def check_sample_count(num_samples: int, info: data.DatasetInfo) -> None:
+  """Refuses, in one line, a sample count whose evaluation would not fit in this machine's memory."""
+  limits.check_fits("num_samples", num_samples, BYTES_PER_SAMPLE[info.kind], f"samples of {info.name}")
+
+
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
 PRECISION_RECALL_K, DENSITY_COVERAGE_K = 3, 5
 IS_SPLITS = 10
@@ -304,6 +314,8 @@ def _evaluate(
   fid_protocol: str,
 ) -> dict[str, Any]:
   info = data.get_info(config)
+  if num_samples is not None:
+    check_sample_count(num_samples, info)
   if info.kind == "points":
     num_samples = DEFAULT_POINT_SAMPLES if num_samples is None else num_samples
     metrics, details = _score_points(generate_fn, info, num_samples=num_samples, batch_size=batch_size)
@@ -401,6 +413,7 @@ def real_floor(
   info = data.get_info(config)
   if num_samples is None:
     num_samples = DEFAULT_POINT_SAMPLES if info.kind == "points" else DEFAULT_IMAGE_SAMPLES
+  check_sample_count(num_samples, info)
   samples, _ = data.load_split(config, train_split, num_samples)
   if len(samples) < num_samples:
     raise ValueError(f"split {train_split!r} has {len(samples)} examples; the floor needs num_samples={num_samples}")

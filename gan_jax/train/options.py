@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import ml_collections
 
@@ -116,6 +116,17 @@ _INTEGERS = (
   ("model.d_width", 1),
   ("optim.g.warmup_steps", 0),
   ("optim.d.warmup_steps", 0),
+  ("train.d_steps", 1),
+  ("train.ema_start", 0),
+  ("penalty.every", 1),
+  ("model.pac", 1),
+  ("data.resolution", 0),
+  ("data.channels", 0),
+  ("population.size", 1),
+  ("slurm.timeout_min", 1),
+  ("slurm.gpus_per_node", 0),
+  ("slurm.cpus_per_task", 1),
+  ("slurm.mem_gb", 0),
 )
 
 
@@ -128,6 +139,8 @@ def check_run_values(config: ml_collections.ConfigDict) -> None:
   one. What depends on the data (eval.best_metric, the image size) is checked where the data is known."""
   for key, low in _INTEGERS:
     _check_int(key, _get(config, key), low, high=INT32_MAX)
+  for key, value in _int_leaves(config):  # an experiment's own keys too: TensorBoard's hparams take int64 at most
+    _check_int(key, value, -(2**63), high=2**63 - 1)
   size = config.population.size if isinstance(config.population.size, int) else 1
   _check_int("seed", config.seed, 0, high=SEED_MAX - max(0, size - 1), why="(member m takes seed + m)")
   for value in tuple(config.population.seed):
@@ -154,6 +167,14 @@ def check_run_values(config: ml_collections.ConfigDict) -> None:
   for value in tuple(config.population.penalty_weight) or (config.penalty.weight,):
     where = "population.penalty_weight value" if config.population.penalty_weight else "penalty.weight"
     _check_float(where, value, 0.0, math.inf, ">= 0")
+
+
+def _int_leaves(config: ml_collections.ConfigDict, prefix: str = "") -> Iterator[tuple[str, int]]:
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from _int_leaves(value, f"{prefix}{key}.")
+    elif isinstance(value, int) and not isinstance(value, bool):
+      yield f"{prefix}{key}", value
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str) -> object:

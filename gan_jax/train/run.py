@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import sys
 import time
@@ -15,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from gan_jax import config as config_lib
-from gan_jax import data, models
+from gan_jax import data, limits, models
 from gan_jax.eval import evaluate
 from gan_jax.eval.features import resolve_feature_net
 from gan_jax.eval.metrics import direction
@@ -187,6 +188,8 @@ def generate(
   A conditional run's sample i is of class labels_N[i]; without labels_N the classes take turns
   (sample_labels "all").
   """
+  per_sample = 4 * run.gan.latent_dim + 5 * math.prod(run.info.shape)  # the code, the float sample, its uint8 copy
+  limits.check_fits("num", num, per_sample, f"samples of shape {tuple(run.info.shape)}")
   z_NZ = jax.random.normal(jax.random.PRNGKey(seed), (num, run.gan.latent_dim))
   return generate_from(run, z_NZ, ema=ema, member=member, batch_size=batch_size, labels_N=labels_N)
 
