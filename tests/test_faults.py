@@ -348,3 +348,40 @@ def test_an_io_error_mid_run_is_a_failed_run_naming_the_checkpoint_on_disk(tmp_p
   assert status == 1, err
   assert errors_of(err)[-1].endswith("its newest checkpoint, step 4, is kept"), err
   assert "PermissionError" in errors_of(err)[-1] and steps_in(workdir) == [2, 4]
+
+
+def signal_then(signum, real):
+  """`real`, after sending this process `signum` (as from another terminal)."""
+
+  def wrapped(*args, **kwargs):
+    os.kill(os.getpid(), signum)
+    return real(*args, **kwargs)
+
+  return wrapped
+
+
+def test_a_stop_signal_during_start_up_stops_at_the_first_checkpoint(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(loop, "resume", signal_then(signal.SIGTERM, loop.resume))
+  status, err = train_cli(tmp_path, tmp_path / "run", capsys, **{"train.steps": 8})
+  assert status == 143 and steps_in(tmp_path / "run") == [1], err
+  assert errors_of(err) == [
+    f"gan-jax train: stopped by SIGTERM: checkpoint saved at step 1; the same command resumes {str(tmp_path / 'run')!r}"
+  ]
+
+
+@pytest.mark.parametrize("where", ["final save", "teardown"])
+def test_ctrl_c_after_the_last_step_ends_the_complete_run_in_one_line(tmp_path, monkeypatch, capsys, where):
+  """Ctrl-C during the final save or the teardown: the save completes, the run is complete (exit 0), one line
+  says so; no traceback, no claim that the run was interrupted."""
+  real_save = checkpoint.save
+  if where == "final save":
+    monkeypatch.setattr(
+      checkpoint, "save", lambda m, s, st: (s == 4 and os.kill(os.getpid(), signal.SIGINT), real_save(m, s, st))
+    )
+  else:
+    monkeypatch.setattr(Evaluator, "close", signal_then(signal.SIGINT, Evaluator.close))
+  status, err = train_cli(tmp_path, tmp_path / "run", capsys, **{"train.steps": 4})
+  assert status == 0 and steps_in(tmp_path / "run")[-1] == 4, err
+  assert err[-1] == "SIGINT came after the last step: the run is complete, its final checkpoint saved", err
+  assert not [line for line in err if "Traceback" in line or "interrupted" in line]
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

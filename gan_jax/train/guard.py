@@ -96,7 +96,7 @@ class StopSignals:
     if self.signum is None:
       self.signum = signum
       hint = "; Ctrl-C again stops without it" if signum == signal.SIGINT else ""
-      print(f"\n{signal.Signals(signum).name}: stopping after this step with a checkpoint{hint}", file=sys.stderr)
+      print(f"\n{signal.Signals(signum).name}: stopping at the next checkpoint{hint}", file=sys.stderr)
 
   def __enter__(self) -> StopSignals:
     if threading.current_thread() is threading.main_thread():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -45,6 +46,23 @@ def train_and_evaluate(
   raises ValueError before anything in `workdir` changes; the workdir is locked for the run's life. Past that
   point a failure is a guard.RunFailed (or RunStopped, Diverged, a full disk), its checkpoint kept.
   """
+  # From here to the end a stop signal is a flag: the loop stops at a checkpoint, and one that comes after the
+  # last step (the final save, the teardown) lets the finished run end cleanly rather than die without a line.
+  with guard.StopSignals() as stop:
+    state = _start(config, workdir, loss_fn, allow_config_change, stop)
+  if stop.signum:
+    name = signal.Signals(stop.signum).name
+    print(f"{name} came after the last step: the run is complete, its final checkpoint saved", file=sys.stderr)
+  return state
+
+
+def _start(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  loss_fn: losses.LossFn | None,
+  allow_config_change: bool,
+  stop: guard.StopSignals,
+) -> GANState:
   setup = build(config, loss_fn)
   changed = check_resumable(config, workdir, loss_fn, allow_config_change)
   primary = jax.process_index() == 0
@@ -68,7 +86,7 @@ def train_and_evaluate(
         files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
         if changed:
           print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
-      return _train(setup, workdir, state, mngr, cleanup, resolved)
+      return _train(setup, workdir, state, mngr, cleanup, resolved, stop)
     except OSError as e:  # an I/O fault once the run started (its logs, its records): a failed run, not bad input
       if workdir_lib.is_disk_full(e):
         raise
@@ -103,92 +121,119 @@ def _train(
   mngr: ocp.CheckpointManager,
   cleanup: contextlib.ExitStack,
   resolved: dict,
+  stop: guard.StopSignals,
 ) -> GANState:
-  config, members, mesh = setup.config, setup.members, setup.mesh
+  config, mesh = setup.config, setup.mesh
   start, steps = int(state.step[0]), config.train.steps
-  primary = jax.process_index() == 0
-  batches = step_batches(members, start, config.train.d_steps, config.train.batch_size)
-  first = next(batches)
-  batches = itertools.chain([first], batches)
-  train_step = parallel.compiled_together(
-    "gan_jax.train_step", setup.train_step(), state, parallel.put_batch(first, mesh)
-  )
-  sampler = Sampler(setup)
-  evaluator = cleanup.enter_context(contextlib.closing(Evaluator(setup, workdir, resume_step=start)))
-  writer = cleanup.enter_context(
-    contextlib.closing(
-      writers_lib.open_writers(
-        workdir, resume_step=start, primary=primary, wandb=config.log.wandb, wandb_project=config.log.wandb_project
-      )
-    )
-  )
-  cleanup.callback(mngr.wait_until_finished)
-  writer.write_config(resolved, step=start)
-
-  def sample(state: GANState, step: int) -> None:
-    picture = sampler.save(state, workdir, step)
-    if picture is not None:
-      writer.write_image(step, picture)
-
-  def score(state: GANState, step: int) -> None:
-    evaluator.run(state, step, final=step == steps)
-    writer.write_eval(step, evaluator.last)
-
-  eval_due = lambda s: bool(config.eval.every and s % config.eval.every == 0) or (s == steps and config.eval.final)
-  sample_due = lambda s: s % config.train.sample_every == 0 or s == steps
-  check = FiniteCheck(config.train.check_finite, mngr)
-  bar = cleanup.enter_context(
-    tqdm.tqdm(
-      total=steps,
-      initial=start,
-      desc="train",
-      mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
-      **({} if primary else {"disable": True}),  # an explicit disable=False would override TQDM_DISABLE
-    )
-  )
-  step = start
+  step, previous = start, None
   try:
-    # What the checkpointed step still owes: its run came from an older gan_jax, or eval.final was turned on since.
-    if start and sample_due(start) and not os.path.exists(sample_path(workdir, start)):
-      sample(state, start)
-    if start and eval_due(start) and not evaluator.has_record(start):
-      score(state, start)
-    previous = None
-    with guard.StopSignals() as stop:
-      for step in range(start + 1, steps + 1):
-        state, metrics = train_step(state, parallel.put_batch(next(batches), mesh))
-        # Wait for the previous step only: the host stays one step ahead, and the bar tells the truth.
-        jax.block_until_ready(previous)
-        previous = metrics
-        bar.update(1)
-        if step % config.train.log_every == 0 or step == steps:
-          scalars_M = jax.device_get(metrics)
-          for m in range(len(members)):
-            writer.write(step, {k: v[m] for k, v in scalars_M.items()}, member=m if len(members) > 1 else None)
-          bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_M.items() if k in ("d_loss", "g_loss")})
-          check.scalars(step, scalars_M)
-        stopping = stop_agreed(stop.signum, step, config.train.log_every) if step < steps else None
-        saving = step % config.checkpoint.every == 0 or step == steps or stopping
-        if sample_due(step) or eval_due(step) or saving:
-          check.state(step, state)
-        if sample_due(step):
-          sample(state, step)
-        if eval_due(step):
-          score(state, step)
-        if saving:
-          checkpoint.save(mngr, step, state)
-          check.saved(step)
-        if stopping:
-          mngr.wait_until_finished()
-          raise guard.RunStopped(stopping, f"checkpoint saved at step {step}; the same command resumes {workdir!r}")
+    batches = step_batches(setup.members, start, config.train.d_steps, config.train.batch_size)
+    first = next(batches)
+    batches = itertools.chain([first], batches)
+    put = lambda batch: parallel.put_batch(batch, mesh)
+    train_step = parallel.compiled_together("gan_jax.train_step", setup.train_step(), state, put(first))
+    duties = StepDuties(setup, workdir, start, mngr, cleanup, resolved)
+    duties.owed(state, start)
+    for step in range(start + 1, steps + 1):
+      state, metrics = train_step(state, put(next(batches)))
+      # Wait for the previous step only: the host stays one step ahead, and the bar tells the truth.
+      jax.block_until_ready(previous)
+      previous = metrics
+      duties.log(step, metrics)
+      stopping = stop_agreed(stop.signum, step, config.train.log_every) if step < steps else None
+      duties.finish(step, state, checkpoint_now=bool(stopping))
+      if stopping:
+        mngr.wait_until_finished()
+        raise guard.RunStopped(stopping, f"checkpoint saved at step {step}; the same command resumes {workdir!r}")
   except (guard.RunStopped, guard.Diverged):
     raise
   except Exception as e:
     if workdir_lib.is_disk_full(e):
       raise
     raise guard.failed(step, newest_saved(workdir, mngr), e) from e
-  evaluator.summarize()
+  duties.evaluator.summarize()
   return state
+
+
+class StepDuties:
+  """What a step owes besides its update, in this order: its log row, the sample grid, the evaluation (with its
+  best checkpoint), then its checkpoint. What it opens closes with the run's `cleanup`."""
+
+  def __init__(
+    self,
+    setup: Setup,
+    workdir: str,
+    start: int,
+    mngr: ocp.CheckpointManager,
+    cleanup: contextlib.ExitStack,
+    resolved: dict,
+  ):
+    config, primary = setup.config, jax.process_index() == 0
+    self.config, self.workdir, self.mngr, self.members = config, workdir, mngr, len(setup.members)
+    self.steps = config.train.steps
+    self.sampler = Sampler(setup)
+    self.evaluator = cleanup.enter_context(contextlib.closing(Evaluator(setup, workdir, resume_step=start)))
+    wandb = {"wandb": config.log.wandb, "wandb_project": config.log.wandb_project}
+    writer = writers_lib.open_writers(workdir, resume_step=start, primary=primary, **wandb)
+    self.writer = cleanup.enter_context(contextlib.closing(writer))
+    cleanup.callback(mngr.wait_until_finished)
+    self.writer.write_config(resolved, step=start)
+    self.check = FiniteCheck(config.train.check_finite, mngr)
+    self.bar = cleanup.enter_context(
+      tqdm.tqdm(
+        total=self.steps,
+        initial=start,
+        desc="train",
+        mininterval=0.5 if sys.stderr.isatty() else 30,  # a log file gets a line every 30 s, not a torrent
+        **({} if primary else {"disable": True}),  # an explicit disable=False would override TQDM_DISABLE
+      )
+    )
+
+  def sample_due(self, step: int) -> bool:
+    return step % self.config.train.sample_every == 0 or step == self.steps
+
+  def eval_due(self, step: int) -> bool:
+    every = self.config.eval.every
+    return bool(every and step % every == 0) or (step == self.steps and self.config.eval.final)
+
+  def owed(self, state: GANState, start: int) -> None:
+    """What the checkpointed step still owes: its run came from an older gan_jax, or eval.final was turned on."""
+    if start and self.sample_due(start) and not os.path.exists(sample_path(self.workdir, start)):
+      self.sample(state, start)
+    if start and self.eval_due(start) and not self.evaluator.has_record(start):
+      self.score(state, start)
+
+  def log(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    self.bar.update(1)
+    if step % self.config.train.log_every and step != self.steps:
+      return
+    scalars_M = jax.device_get(metrics)
+    for m in range(self.members):
+      self.writer.write(step, {k: v[m] for k, v in scalars_M.items()}, member=m if self.members > 1 else None)
+    self.bar.set_postfix({k: f"{float(v[0]):.3f}" for k, v in scalars_M.items() if k in ("d_loss", "g_loss")})
+    self.check.scalars(step, scalars_M)
+
+  def finish(self, step: int, state: GANState, checkpoint_now: bool = False) -> None:
+    """The sample grid, the evaluation and the checkpoint that are due at `step` (a checkpoint if `checkpoint_now`)."""
+    saving = step % self.config.checkpoint.every == 0 or step == self.steps or checkpoint_now
+    if self.sample_due(step) or self.eval_due(step) or saving:
+      self.check.state(step, state)
+    if self.sample_due(step):
+      self.sample(state, step)
+    if self.eval_due(step):
+      self.score(state, step)
+    if saving:
+      checkpoint.save(self.mngr, step, state)
+      self.check.saved(step)
+
+  def sample(self, state: GANState, step: int) -> None:
+    picture = self.sampler.save(state, self.workdir, step)
+    if picture is not None:
+      self.writer.write_image(step, picture)
+
+  def score(self, state: GANState, step: int) -> None:
+    self.evaluator.run(state, step, final=step == self.steps)
+    self.writer.write_eval(step, self.evaluator.last)
 
 
 def check_resumable(
