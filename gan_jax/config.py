@@ -91,8 +91,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim = ml_collections.ConfigDict()
   for net in ("g", "d"):
     o = ml_collections.ConfigDict()
+    o.name = "adam"  # adam | rmsprop | sgd, or one registered in gan_jax.optimizers.
     o.lr = 2e-4  # Separate G / D rates give TTUR (Heusel et al. 2017).
-    o.b1 = 0.5  # Adam betas; 0.5 / 0.999 is the DCGAN recipe (Radford et al. 2016), 0 / 0.9 SNGAN's.
+    o.b1 = 0.5  # Adam betas (SGD's momentum is b1, RMSProp's decay b2); 0.5 / 0.999 is DCGAN's, 0 / 0.9 SNGAN's.
     o.b2 = 0.999
     o.schedule = "constant"  # constant | cosine | linear (decay to 0 over train.steps); warmup below.
     o.warmup_steps = 0

@@ -51,6 +51,7 @@ CASES = [
     train("{new}", "--config.population.size=2", "--config.population.ema_decay=(0.9,1.5)"),
     "population.ema_decay value=1.5",
   ),
+  ("optim-name-typo", train("{new}", "--config.optim.d.name=adma"), "optim.d.name='adma': expected one of ['adam',"),
   ("keep-zero", train("{new}", "--config.checkpoint.keep=0"), "checkpoint.keep=0: expected an integer in [1, "),
   ("keep-best-negative", train("{new}", "--config.checkpoint.keep_best=-1"), "checkpoint.keep_best=-1"),
   ("best-metric-typo", train("{new}", "--config.eval.best_metric=mdoes"), "eval.best_metric='mdoes': expected one of"),

@@ -25,12 +25,18 @@ def canonical(overrides: dict[str, Any]) -> str:
   return json.dumps(overrides, sort_keys=True)
 
 
+# Keys added since points were first hashed, with the value every earlier run had: at that value a key is left
+# out, so upgrading gan_jax does not make a finished sweep stale.
+ADDED_KEYS = {"optim.g.name": "adam", "optim.d.name": "adam"}
+
+
 def config_hash(config: ml_collections.ConfigDict) -> str:
   """A point's resolved config, hashed: a done point whose hash no longer matches is stale. Bookkeeping keys
   (train.history.BOOKKEEPING: logging, checkpoint and evaluation periods, devices, slurm, ...) are left out,
   as a resume lets them change."""
   flat = config_lib.flatten(config_lib.to_dict(config))
   kept = {k: v for k, v in flat.items() if k == "train.steps" or not history.is_bookkeeping(k, {})}
+  kept = {k: v for k, v in kept.items() if ADDED_KEYS.get(k, ...) != v}
   return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import ml_collections
 
-from gan_jax import diffaugment, losses, models, penalties
+from gan_jax import diffaugment, losses, models, optimizers, penalties
 from gan_jax.train import population, state, writers
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
@@ -40,9 +40,6 @@ class Options:
     """Checks every value the step depends on; `loss_fn` overrides loss.name. Raises ValueError in one line."""
     check_run_values(config)
     train, penalty = config.train, config.penalty
-    _check_int("train.d_steps", train.d_steps, 1)
-    _check_int("penalty.every", penalty.every, 1, "(1: every D update; k: lazy, every k-th)")
-    _check_int("train.ema_start", train.ema_start, 0)
     if train.update_order not in UPDATE_ORDERS:
       raise ValueError(f"train.update_order={train.update_order!r}: expected one of {UPDATE_ORDERS}")
     if train.update_order == "simultaneous" and train.d_steps != 1:
@@ -151,6 +148,8 @@ def check_run_values(config: ml_collections.ConfigDict) -> None:
     writers.check_wandb_credentials()
   for net in ("g", "d"):
     o = config.optim[net]
+    if o.name not in optimizers.OPTIMIZERS:
+      raise ValueError(f"optim.{net}.name={o.name!r}: expected one of {optimizers.names()} (gan_jax.optimizers)")
     _check_float(f"optim.{net}.b1", o.b1, 0.0, 1.0, "[0, 1)")
     _check_float(f"optim.{net}.b2", o.b2, 0.0, 1.0, "[0, 1)")
     _check_float(f"optim.{net}.grad_clip", o.grad_clip, 0.0, math.inf, ">= 0 (0 disables)")

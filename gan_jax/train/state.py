@@ -14,6 +14,7 @@ import optax
 
 from gan_jax import config as config_lib
 from gan_jax import models
+from gan_jax import optimizers as optimizers_lib
 from gan_jax.data import DatasetInfo
 
 Params = Any
@@ -68,12 +69,10 @@ def hparams_of(config: ml_collections.ConfigDict) -> dict[str, float]:
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam's direction on a unit-peak warm-up/decay schedule; the step scales it by -lr from the state.
-
-  For a constant rate this is optax.adam(lr) to the bit: both multiply Adam's direction by -lr.
-  """
+  """The direction of optimizer `opt.name` (gan_jax.optimizers) on a unit-peak warm-up/decay schedule; the step
+  scales it by -lr from the state. For Adam at a constant rate this is optax.adam(lr) to the bit."""
   parts = [optax.clip_by_global_norm(opt.grad_clip)] if opt.grad_clip else []
-  parts.append(optax.scale_by_adam(b1=opt.b1, b2=opt.b2))
+  parts.append(optimizers_lib.get(opt.name)(opt))
   schedule = _unit_schedule(opt, total_steps)
   if schedule is not None:
     parts.append(optax.scale_by_schedule(schedule))
