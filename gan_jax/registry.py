@@ -1,4 +1,5 @@
-"""One registry class for everything chosen by name in a config: losses, penalties, models, feature networks."""
+"""One registry class for everything chosen by name in a config: losses, penalties, optimizers, models, metrics,
+feature networks."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ class Registry(Generic[T]):
     self.get(name)
     return dict(self._meta[name])
 
-  def names(self) -> list[str]:
-    return sorted(self._entries)
+  def names(self, ordered: bool = False) -> list[str]:
+    """The names, sorted, or in the order they were registered with `ordered`."""
+    return list(self._entries) if ordered else sorted(self._entries)
 
   def __contains__(self, name: object) -> bool:
     return name in self._entries

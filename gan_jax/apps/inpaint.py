@@ -387,9 +387,6 @@ def masks_for(kind: str, num: int, shape_HW: tuple[int, int], key: jax.Array) ->
   return np.broadcast_to(make_mask(kind, shape_HW), (num, *shape_HW)).copy()
 
 
-FILLS = ("gan", "gan_poisson", "mean_fill", "nearest_neighbour")
-
-
 def _require_combine(combine: str) -> None:
   if combine not in COMBINES:
     raise ValueError(f"combine={combine!r}: expected one of {COMBINES}")

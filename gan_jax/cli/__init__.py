@@ -17,7 +17,12 @@ from gan_jax.cli.parser import build_parser
 def entry() -> None:
   """The console script: `main`, then exit. A failed command exits at once after its one line: background
   threads (orbax's saves, TensorBoard's writer) would otherwise print their own tracebacks of the same fault
-  at interpreter exit; everything the run owns was flushed and closed before `main` returned."""
+  at interpreter exit; everything the run owns was flushed and closed before `main` returned.
+
+  The working directory joins the import path first, as under `python -m gan_jax`: a `loss.name` of a module
+  beside the user (`mylosses:my_loss`) imports the same from either entry point."""
+  if "" not in sys.path and os.getcwd() not in sys.path:
+    sys.path.insert(0, os.getcwd())
   status = main()
   if status:
     sys.stdout.flush()
@@ -130,6 +135,8 @@ def configure_jax(distributed: bool = False) -> None:
   logging.getLogger("absl").addFilter(lambda r: not ("orbax" in r.pathname and r.levelno >= logging.ERROR))
   # TFDS warns that an unprepared dataset's folder has no metadata; the one line that refuses it says more.
   logging.getLogger("absl").addFilter(lambda r: "has no dataset_info.json" not in str(r.msg))
+  # orbax says, for every read-only tool (sample, eval, curves), that a read-only manager saves nothing.
+  logging.getLogger("absl").addFilter(lambda r: not ("read_only" in str(r.msg) or "read only" in str(r.msg)))
   from gan_jax.train import xla_cpu
 
   if not jax.config.jax_compilation_cache_dir:

@@ -30,19 +30,17 @@ import numpy as np
 
 from gan_jax import data, files, images, limits
 from gan_jax.data import synthetic
-from gan_jax.eval import fid_protocols, inception
+from gan_jax.eval import fid_protocols, inception, metrics
 from gan_jax.eval.features import AUTO, FEATURE_NETS, FeatureNet, get_feature_net, resolve_feature_net
-from gan_jax.eval.metrics import (
-  FeatureMoments,
-  GaussianStats,
-  density_coverage,
-  fid,
-  inception_score,
-  kid,
-  mode_metrics,
-  precision_recall,
-)
+from gan_jax.eval.metrics import FeatureMoments, GaussianStats, ImageFeatures, PointSamples
 from gan_jax.eval.metrics.modes import HIGH_QUALITY_SIGMAS
+from gan_jax.eval.metrics.registry import (
+  DENSITY_COVERAGE_K,
+  IS_SPLITS,
+  KID_SUBSET_SIZE,
+  KID_SUBSETS,
+  PRECISION_RECALL_K,
+)
 from gan_jax.progress import progress_bar
 from gan_jax.provenance import provenance
 
@@ -57,10 +55,6 @@ def check_sample_count(num_samples: int, info: data.DatasetInfo) -> None:
   """Refuses, in one line, a sample count whose evaluation would not fit in this machine's memory."""
   limits.check_fits("num_samples", num_samples, BYTES_PER_SAMPLE[info.kind], f"samples of {info.name}")
 
-
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
-PRECISION_RECALL_K, DENSITY_COVERAGE_K = 3, 5
-IS_SPLITS = 10
 
 GenerateFn = Callable[[int], np.ndarray]
 
@@ -254,18 +248,15 @@ def _score_images(
       moments.update(feats_ND)
       feats.append(feats_ND)
       probs.append(probs_NC)
-  fake_feats_QD = np.concatenate(feats)
-  kid_score = kid(reference.feats_ND, fake_feats_QD, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=seed)
-  metrics = {
-    "fid": fid(reference.stats, moments.stats()),
-    "kid_mean": kid_score.mean,
-    "kid_std": kid_score.std,
-    **precision_recall(reference.feats_ND, fake_feats_QD, k=PRECISION_RECALL_K),
-    **density_coverage(reference.feats_ND, fake_feats_QD, k=DENSITY_COVERAGE_K),
-  }
-  if net.num_classes:  # the TF 2015 Inception of `make inception` has no logits layer, so no Inception Score
-    is_score = inception_score(np.concatenate(probs), num_splits=IS_SPLITS)
-    metrics |= {"is_mean": is_score.mean, "is_std": is_score.std}
+  features = ImageFeatures(
+    real_ND=reference.feats_ND,
+    fake_QD=np.concatenate(feats),
+    real_stats=reference.stats,
+    fake_stats=moments.stats(),
+    fake_probs_QC=np.concatenate(probs) if net.num_classes else None,
+    seed=seed,
+  )
+  scores = metrics.compute("images", features)
   protocol = {
     "feature_net": net.name,
     "feature_weights_sha256": net.weights_sha256,
@@ -283,7 +274,7 @@ def _score_images(
     "precision_recall_k": PRECISION_RECALL_K,
     "density_coverage_k": DENSITY_COVERAGE_K,
   }
-  return metrics, protocol
+  return scores, protocol
 
 
 def _score_points(
@@ -294,7 +285,7 @@ def _score_points(
   if not np.isfinite(points_N2).all():
     raise ValueError("generated points contain NaN or inf")
   protocol = {"num_modes": len(means_K2), "sigma": sigma, "high_quality_sigmas": HIGH_QUALITY_SIGMAS}
-  return mode_metrics(points_N2, means_K2, sigma), protocol
+  return metrics.compute("points", PointSamples(points_N2, np.asarray(means_K2), sigma)), protocol
 
 
 def _evaluate(
@@ -318,10 +309,10 @@ def _evaluate(
     check_sample_count(num_samples, info)
   if info.kind == "points":
     num_samples = DEFAULT_POINT_SAMPLES if num_samples is None else num_samples
-    metrics, details = _score_points(generate_fn, info, num_samples=num_samples, batch_size=batch_size)
+    scores, details = _score_points(generate_fn, info, num_samples=num_samples, batch_size=batch_size)
   else:
     num_samples = DEFAULT_IMAGE_SAMPLES if num_samples is None else num_samples
-    metrics, details = _score_images(
+    scores, details = _score_images(
       generate_fn,
       config,
       info,
@@ -345,7 +336,7 @@ def _evaluate(
     **details,
     "provenance": provenance(),
   }
-  return {**metrics, "protocol": protocol}
+  return {**scores, "protocol": protocol}
 
 
 def without_provenance(protocol: dict[str, Any]) -> dict[str, Any]:

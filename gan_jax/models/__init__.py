@@ -144,10 +144,14 @@ def packed_penalty(penalty_fn: penalties.PenaltyFn, pac: int) -> penalties.Penal
 D_CONDITIONINGS = ("projection", "acgan")
 
 
-def conditioning_classes(model_config: ml_collections.ConfigDict, info: DatasetInfo) -> int:
-  """How many classes the models condition on: 0 for an unconditional pair."""
+def check_d_conditioning(model_config: ml_collections.ConfigDict) -> None:
   if model_config.d_conditioning not in D_CONDITIONINGS:
     raise ValueError(f"model.d_conditioning={model_config.d_conditioning!r}: expected one of {D_CONDITIONINGS}")
+
+
+def conditioning_classes(model_config: ml_collections.ConfigDict, info: DatasetInfo) -> int:
+  """How many classes the models condition on: 0 for an unconditional pair."""
+  check_d_conditioning(model_config)
   if not model_config.conditional:
     return 0
   if not info.num_classes:

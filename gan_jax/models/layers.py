@@ -1,4 +1,8 @@
-"""Shared layers: example-keyed randomness (see gan_jax.parallel), normalisation choice, class conditioning."""
+"""Shared layers: example-keyed randomness (see gan_jax.parallel), normalisation choice, class conditioning.
+
+In train mode, batch norm, ExampleDropout and spectral norm reduce over the global batch with collectives on
+parallel.AXIS: a model using them in train mode runs only inside the step's shard_map (train=False elsewhere).
+"""
 
 from __future__ import annotations
 

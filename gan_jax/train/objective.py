@@ -1,7 +1,7 @@
 """The terms of the GAN objective for one member's step: generator and D passes, losses, ACGAN, the penalty.
 
 Each D call sees its inputs through the DiffAugment policy. Randomness is drawn per global example index
-(core.parallel.example_ids), so a step's math does not depend on the device layout. Non-parameter
+(gan_jax.parallel.example_ids), so a step's math does not depend on the device layout. Non-parameter
 collections (batch norm statistics, spectral norm's u) come back from the passes that update them.
 """
 

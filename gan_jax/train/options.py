@@ -16,7 +16,6 @@ from gan_jax import diffaugment, losses, models, optimizers, penalties
 from gan_jax.train import population, state, writers
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
-D_CONDITIONINGS = ("projection", "acgan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +49,7 @@ class Options:
       raise ValueError(
         "train.g_fresh_noise=True draws G's own pass after D's updates; expected train.update_order='alternating'"
       )
-    if config.model.d_conditioning not in D_CONDITIONINGS:
-      raise ValueError(f"model.d_conditioning={config.model.d_conditioning!r}: expected one of {D_CONDITIONINGS}")
+    models.check_d_conditioning(config.model)
     acgan = config.model.conditional and config.model.d_conditioning == "acgan"
     weight = config.loss.acgan_weight
     if weight < 0 or (weight > 0) != acgan:

@@ -13,18 +13,12 @@ import jax
 import ml_collections
 
 from gan_jax import data, models, parallel
-from gan_jax.eval import evaluate
+from gan_jax.eval import evaluate, metrics
 from gan_jax.train import xla_cpu
 from gan_jax.train.options import Options
 from gan_jax.train.population import member_configs, stacked_seeds_and_hparams
 from gan_jax.train.state import GAN, GANState, create_gan, init_state
 from gan_jax.train.step import sharded_train_step
-
-# What an evaluation record holds that checkpoints_best/ can rank by (eval.evaluate's metrics).
-BEST_METRICS = {
-  "images": ("fid", "kid_mean", "is_mean", "precision", "recall", "density", "coverage"),
-  "points": ("modes", "high_quality", "reverse_kl"),
-}
 
 
 def best_metric(config: ml_collections.ConfigDict, kind: str) -> str:
@@ -64,9 +58,9 @@ def check_config(
       f"augment.policy={config.augment.policy!r} augments images; data.name={info.name!r} is {info.kind}"
     )
   metric = config.eval.best_metric
-  if metric and metric not in BEST_METRICS[info.kind]:
+  if metric and metric not in metrics.best_metrics(info.kind):
     raise ValueError(
-      f"eval.best_metric={metric!r}: expected one of {BEST_METRICS[info.kind]} for {info.kind} data, or '' "
+      f"eval.best_metric={metric!r}: expected one of {metrics.best_metrics(info.kind)} for {info.kind} data, or '' "
       "(fid for images, modes for points)"
     )
   if config.eval.every or config.eval.final:

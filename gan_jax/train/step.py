@@ -2,7 +2,7 @@
 
 `member_step` is the whole algorithm (D updates, then G's update through the last one's generator pass, then
 the EMA); train.objective holds its terms. `sharded_train_step` vmaps it over a
-population's members and runs it data-parallel (core.parallel), the state donated.
+population's members and runs it data-parallel (gan_jax.parallel), the state donated.
 """
 
 from __future__ import annotations

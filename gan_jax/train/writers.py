@@ -218,7 +218,9 @@ def _init_wandb(workdir: str, project: str) -> Any:
     os.makedirs(os.path.dirname(id_path), exist_ok=True)
     files.write_atomic(id_path, run_id + "\n")
   name = os.path.basename(os.path.abspath(workdir))
-  return wandb.init(project=project or None, dir=workdir, id=run_id, name=name, resume="allow")
+  # WANDB_MODE as set now: W&B keeps process-wide settings from its first use (the credentials check) otherwise.
+  mode = os.environ.get("WANDB_MODE") or None
+  return wandb.init(project=project or None, dir=workdir, id=run_id, name=name, resume="allow", mode=mode)
 
 
 class Writers:
