@@ -86,15 +86,15 @@ def sync(name: str) -> None:
   distributed.global_state.client.wait_at_barrier(f"{name}.{_barriers[name]}", BARRIER_TIMEOUT_S * 1000)
 
 
-def compiled_together(name: str, jitted: Callable, *args: Any) -> Callable:
-  """`jitted` compiled for `args`, returned once every process has compiled it (`jitted` itself in one process).
+def compiled_together(name: str, jitted: Callable, args: Callable[[], tuple]) -> Callable:
+  """`jitted` compiled for `args()`, returned once every process has compiled it (`jitted` itself in one process).
 
   One process may load a program from the compilation cache while another compiles it for a minute; the first
   would wait in the program's first collective, which gloo abandons after 30 s.
   """
   if jax.process_count() == 1:
     return jitted
-  compiled = jitted.lower(*args).compile()
+  compiled = jitted.lower(*args()).compile()
   sync(name)
   return compiled
 

@@ -382,6 +382,6 @@ def test_ctrl_c_after_the_last_step_ends_the_complete_run_in_one_line(tmp_path, 
     monkeypatch.setattr(Evaluator, "close", signal_then(signal.SIGINT, Evaluator.close))
   status, err = train_cli(tmp_path, tmp_path / "run", capsys, **{"train.steps": 4})
   assert status == 0 and steps_in(tmp_path / "run")[-1] == 4, err
-  assert err[-1] == "SIGINT came after the last step: the run is complete, its final checkpoint saved", err
+  assert err[-1] == "SIGINT was not acted on: the run completed all its steps; its final checkpoint is saved", err
   assert not [line for line in err if "Traceback" in line or "interrupted" in line]
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -113,6 +113,7 @@ def late_on_process_1(real_logits, fake_logits):
   # before) takes 35 s longer on process 1: a peer that compiles while the other loaded the step from its cache.
   if os.environ["JAX_PROCESS_ID"] == "1" and not slept and in_train_loop():
     slept.append(1)
+    open(os.environ["LATE_MARKER"], "w").close()  # the test checks that the delay happened
     time.sleep(35)
   return losses.get("non_saturating")(real_logits, fake_logits)
 
@@ -122,12 +123,14 @@ def get_config(arg=None):
 """
 
 
-def test_a_peer_that_compiles_late_is_waited_for(tmp_path):
+def test_a_peer_that_compiles_late_is_waited_for(tmp_path, monkeypatch):
   """Gloo abandons a collective after 30 s; a process that compiles the step later than that (a cold compilation
   cache beside a warm one, a loaded machine) is waited for at a barrier, not left behind."""
   exp = tmp_path / "exp.py"
   exp.write_text(LATE_PEER)
+  monkeypatch.setenv("LATE_MARKER", str(tmp_path / "slept"))
   train(exp, tmp_path / "run", processes=2, steps=3)  # both exit 0
+  assert (tmp_path / "slept").exists()
   assert [r["step"] for r in losses_of(tmp_path / "run")] == [1, 2, 3]
 
 

@@ -136,7 +136,8 @@ def configure_jax(distributed: bool = False) -> None:
   # TFDS warns that an unprepared dataset's folder has no metadata; the one line that refuses it says more.
   logging.getLogger("absl").addFilter(lambda r: "has no dataset_info.json" not in str(r.msg))
   # orbax says, for every read-only tool (sample, eval, curves), that a read-only manager saves nothing.
-  logging.getLogger("absl").addFilter(lambda r: not ("read_only" in str(r.msg) or "read only" in str(r.msg)))
+  read_only = lambda r: "orbax" in r.pathname and r.levelno == logging.WARNING and "read" in str(r.msg).lower()
+  logging.getLogger("absl").addFilter(lambda r: not read_only(r))
   from gan_jax.train import xla_cpu
 
   if not jax.config.jax_compilation_cache_dir:

@@ -164,6 +164,8 @@ def check_evaluable(config: ml_collections.ConfigDict, info: data.DatasetInfo) -
   Returns a one-line note instead where eval.feature_net=auto picks the Inception and its weights are absent:
   such a run trains without evaluations rather than refusing to start.
   """
+  if config.eval.num_samples:
+    check_sample_count(config.eval.num_samples, info)
   fid_protocol = config.eval.get("protocol", fid_protocols.DEFAULT)
   if fid_protocol not in fid_protocols.PROTOCOLS:
     raise ValueError(f"eval.protocol={fid_protocol!r}: expected one of {fid_protocols.names()}")

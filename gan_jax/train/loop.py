@@ -46,13 +46,13 @@ def train_and_evaluate(
   raises ValueError before anything in `workdir` changes; the workdir is locked for the run's life. Past that
   point a failure is a guard.RunFailed (or RunStopped, Diverged, a full disk), its checkpoint kept.
   """
-  # From here to the end a stop signal is a flag: the loop stops at a checkpoint, and one that comes after the
-  # last step (the final save, the teardown) lets the finished run end cleanly rather than die without a line.
+  # From here to the end a stop signal is a flag: the loop stops at a checkpoint, and one that comes when no step
+  # is left (the final save, the teardown) lets the finished run end in one line rather than die without one.
   with guard.StopSignals() as stop:
     state = _start(config, workdir, loss_fn, allow_config_change, stop)
-  if stop.signum:
+  if stop.signum:  # it came when no step was left to stop at (the final save, the teardown)
     name = signal.Signals(stop.signum).name
-    print(f"{name} came after the last step: the run is complete, its final checkpoint saved", file=sys.stderr)
+    print(f"{name} was not acted on: the run completed all its steps; its final checkpoint is saved", file=sys.stderr)
   return state
 
 
@@ -76,21 +76,27 @@ def _start(
     if primary and created and not os.listdir(workdir):
       os.rmdir(workdir)
     raise
-  with contextlib.ExitStack() as cleanup:  # each runs, whatever the others raise
-    cleanup.callback(lock.release)
-    cleanup.callback(mngr.close)
-    try:
+  try:  # an I/O fault once the run started (its logs, its records, its teardown): a failed run, not bad input
+    with contextlib.ExitStack() as cleanup:  # each runs, whatever the others raise
+      cleanup.callback(lock.release)
+      cleanup.callback(mngr.close)
       resolved = run_config_json(setup, loss_fn)
       if primary:  # the history first: a kill between the two never loses a change config.json already shows
         history.record(workdir, int(state.step[0]), changed, resolved["provenance"])
         files.write_json_atomic(os.path.join(workdir, "config.json"), resolved)
         if changed:
           print(f"Changed since the last start: {history.describe(changed)} (DIR/history.jsonl).", file=sys.stderr)
-      return _train(setup, workdir, state, mngr, cleanup, resolved, stop)
-    except OSError as e:  # an I/O fault once the run started (its logs, its records): a failed run, not bad input
-      if workdir_lib.is_disk_full(e):
-        raise
-      raise guard.failed(int(state.step[0]), newest_saved(workdir, mngr), e) from e
+      state = _train(setup, workdir, state, mngr, cleanup, resolved, stop)
+  except OSError as e:
+    if workdir_lib.is_disk_full(e):
+      raise
+    newest = newest_saved(workdir, mngr)
+    try:
+      step = int(state.step[0])
+    except RuntimeError:  # donated to a step that then failed: the teardown's error came on top of that one
+      step = newest or 0
+    raise guard.failed(step, newest, e) from e
+  return state
 
 
 def newest_saved(workdir: str, mngr: ocp.CheckpointManager) -> int | None:
@@ -127,12 +133,13 @@ def _train(
   start, steps = int(state.step[0]), config.train.steps
   step, previous = start, None
   try:
-    batches = step_batches(setup.members, start, config.train.d_steps, config.train.batch_size)
-    first = next(batches)
-    batches = itertools.chain([first], batches)
-    put = lambda batch: parallel.put_batch(batch, mesh)
-    train_step = parallel.compiled_together("gan_jax.train_step", setup.train_step(), state, put(first))
     duties = StepDuties(setup, workdir, start, mngr, cleanup, resolved)
+    put = lambda batch: parallel.put_batch(batch, mesh)
+    if start < steps:  # a finished run reads no data and compiles nothing
+      batches = step_batches(setup.members, start, config.train.d_steps, config.train.batch_size)
+      first = next(batches)
+      batches = itertools.chain([first], batches)
+      train_step = parallel.compiled_together("gan_jax.train_step", setup.train_step(), lambda: (state, put(first)))
     duties.owed(state, start)
     for step in range(start + 1, steps + 1):
       state, metrics = train_step(state, put(next(batches)))

@@ -73,19 +73,23 @@ def best_metrics(kind: str) -> tuple[str, ...]:
   return tuple(o for n in of_kind(kind) for o, d in METRICS.meta(n)["outputs"].items() if d)
 
 
-# Outputs of no registered metric that still have a better side: the classifier study's accuracy, the IS of
-# older records. Every other unregistered name (losses) is minimised.
+# Outputs of no registered metric that still have a better side: the classifier study's accuracy, the Inception
+# Score of older records. Every other unregistered name (losses) is minimised.
 OTHER_MAXIMIZED = frozenset({"accuracy", "inception_score", "is"})
 
 
 def direction(metric: str) -> str:
-  """ "max" or "min": which way is better, for an output, a `best.fid`-style column or an `inception_fid`."""
-  base = metric.rsplit(".", 1)[-1].removeprefix("inception_")
-  for name in METRICS.names():
-    d = METRICS.meta(name)["outputs"].get(base)
-    if d:
-      return d
-  return "max" if base.removesuffix("_mean") in OTHER_MAXIMIZED else "min"
+  """ "max" or "min": which way is better, for an output (`fid`, `is_mean`), a seed mean (`modes_mean`), a report
+  column (`best.fid`) or the Inception's copy in a final record (`inception_fid`)."""
+  leaf = metric.rsplit(".", 1)[-1]
+  unprefixed = leaf.removeprefix("inception_")
+  for name in (leaf, leaf.removesuffix("_mean"), unprefixed, unprefixed.removesuffix("_mean")):
+    if name in OTHER_MAXIMIZED:
+      return "max"
+    for entry in METRICS.names():
+      if METRICS.meta(entry)["outputs"].get(name):
+        return METRICS.meta(entry)["outputs"][name]
+  return "min"
 
 
 def compute(kind: str, inputs: ImageFeatures | PointSamples) -> dict[str, float]:
