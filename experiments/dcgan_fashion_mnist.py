@@ -8,9 +8,9 @@ costs about 0.37 of a width-64 one on this CPU, and the search of experiments/sw
 extra steps worth more than the width (docs/studies.md). Then a 10,000-sample evaluation of the EMA generator.
 Expected: FID about 14 at step 7500 on the shipped Fashion-MNIST classifier's features (13.6 ± 0.3 over seeds
 0-4; the first default: about 22), garments recognisable in runs/dcgan_fashion_mnist/samples/ from step 4000.
-In the field's currency, after `make inception`: Inception FID about 29 (28.7 ± 1.1 over seeds 0-3: 30.1, 28.8,
-27.3, 28.7; legacy_tf, 10,000 samples against the 10,000 test images, as Lucic et al. 2018), the final record's
-`inception_fid`.
+In the field's currency, after `make inception`: Inception FID about 29 (28.9 ± 1.0 over seeds 0-4: 30.1, 28.8,
+27.3, 28.7, 29.5; legacy_tf, 10,000 samples against the 10,000 test images, as Lucic et al. 2018), the final
+record's `inception_fid`.
 """
 
 from gan_jax.config import base_config
