@@ -237,18 +237,31 @@ def import_file(path: str):
   return module
 
 
+class BareFlag(str):
+  """A boolean override given as ml_collections' config_flags accept it: `--config.a.b` (True) or `--noconfig.a.b`
+  (False). apply_overrides refuses it for a key that is not a boolean."""
+
+
 def parse_override_args(argv: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-  """Splits `--config.a.b=v` / `--config.a.b v` arguments from the rest of argv."""
+  """Splits `--config.a.b=v` / `--config.a.b v` / `--config.a.b` / `--noconfig.a.b` arguments from the rest."""
   overrides, rest, argv = {}, [], list(argv)
   i = 0
   while i < len(argv):
     arg = argv[i]
-    if arg.startswith("--config."):
+    if arg.startswith("--noconfig."):
+      key = arg[len("--noconfig.") :]
+      if "=" in key:
+        raise ValueError(
+          f"override {arg!r}: --noconfig.KEY takes no value; expected --noconfig.{key.partition('=')[0]}"
+        )
+      overrides[key] = BareFlag("false")
+    elif arg.startswith("--config."):
       key, eq, value = arg[len("--config.") :].partition("=")
       if not eq:
         if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-          raise ValueError(f"override {arg!r} has no value; expected --config.{key}=VALUE")
-        value, i = argv[i + 1], i + 1
+          value = BareFlag("true")
+        else:
+          value, i = argv[i + 1], i + 1
       overrides[key] = value
     else:
       rest.append(arg)
@@ -268,6 +281,9 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: Mapping[str, Any]
     if leaf not in node:
       raise KeyError(f"unknown config key {key!r}; known keys here: {sorted(node.keys())}")
     current = node[leaf]
+    if isinstance(value, BareFlag) and not isinstance(current, bool):
+      given = "--config." + key if value == "true" else "--noconfig." + key
+      raise ValueError(f"override {given!r} has no value; expected --config.{key}=VALUE ({key} is not a boolean)")
     if isinstance(value, str):
       value = _coerce(key, value, current)
     elif isinstance(current, tuple) and isinstance(value, list):  # sweep points come as JSON

@@ -136,6 +136,8 @@ CASES = [
     "override '--config.train.steps' has no value",
   ),
   ("override-at-end", ["train", "--config", "{exp}", "--workdir", "{new}", "--config.train.steps"], "has no value"),
+  ("noconfig-not-boolean", train("{new}", "--noconfig.train.steps"), "'--noconfig.train.steps' has no value"),
+  ("noconfig-with-value", train("{new}", "--noconfig.log.wandb=1"), "--noconfig.KEY takes no value"),
   (
     "override-on-sample",
     ["sample", "--workdir", "{run}", "--out", "{tmp}/s.npz", "--config.seed=1"],

@@ -87,3 +87,16 @@ def test_the_gan_jax_command_imports_a_loss_beside_the_user_as_python_m_does(tmp
   assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"]["name"] == "mylosses:margin"
   sampled = run("sample", "--workdir", "run", "--num", "4", "--out", "s.npz")
   assert sampled.returncode == 0 and "WARNING" not in sampled.stderr, sampled.stderr
+
+
+def test_boolean_overrides_take_config_flags_syntax():
+  """`--config.flag` sets a boolean True and `--noconfig.flag` False, as ml_collections' config_flags do."""
+  from gan_jax import config as config_lib
+
+  overrides, rest = config_lib.parse_override_args(
+    ["--config.model.conditional", "--noconfig.train.check_finite", "--config.train.steps", "7", "--workdir", "w"]
+  )
+  assert rest == ["--workdir", "w"]
+  c = ring_config()
+  config_lib.apply_overrides(c, overrides)
+  assert c.model.conditional is True and c.train.check_finite is False and c.train.steps == 7
