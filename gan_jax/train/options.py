@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import ml_collections
 
 from gan_jax import diffaugment, losses, models, optimizers, penalties
-from gan_jax.train import population, state, writers
+from gan_jax.train import writers
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
 
@@ -72,8 +72,6 @@ class Options:
     pen = None
     if penalty.name != "none":  # a packed D's penalty is on its packed inputs (models.packed_penalty)
       pen = models.packed_penalty(penalties.get(penalty.name, **pen_options), config.model.pac)
-    population.member_configs(config)  # population.* must fit population.size
-    state.optimizers(config)  # schedules by name
     return cls(
       d_steps=train.d_steps,
       update_order=train.update_order,

@@ -47,11 +47,12 @@ class Setup:
 
 def check_config(
   config: ml_collections.ConfigDict, loss_fn: Callable | None = None
-) -> tuple[Options, data.DatasetInfo, GAN]:
-  """Every check a run makes of its config before it starts (train.options, the data, the evaluation, the
-  model): what `build` and `gan-jax sweep` (for each point) ask. Prepares the dataset's metadata; writes
-  nothing into a workdir."""
+) -> tuple[Options, data.DatasetInfo, GAN, list[ml_collections.ConfigDict]]:
+  """Every check a run makes of its config before it starts (train.options, the members, the data, the
+  evaluation, the model and its optimizers): what `build` and `gan-jax sweep` (for each point) ask. Returns what
+  it built, so nothing is built twice. Prepares the dataset's metadata; writes nothing into a workdir."""
   options = Options.from_config(config, loss_fn)
+  members = member_configs(config)  # population.* must fit population.size
   info = data.get_info(config)
   if options.augment_policy and info.kind != "images":
     raise ValueError(
@@ -68,14 +69,14 @@ def check_config(
   gan = create_gan(config, info, fast_ops=xla_cpu.enabled())
   if config.model.conditional and not models.generator_classes(gan.generator):
     raise ValueError(f"model.name={config.model.name!r} has no conditional generator; expected model.conditional=False")
-  return options, info, gan
+  return options, info, gan, members
 
 
 def build(config: ml_collections.ConfigDict, loss_fn: Callable | None = None) -> Setup:
   """Checks the config (check_config) and builds the networks, the optimizers and the device mesh; `loss_fn`
   overrides loss.name. Writes nothing."""
-  options, info, gan = check_config(config, loss_fn)
+  options, info, gan, members = check_config(config, loss_fn)
   mesh = parallel.make_mesh(config.train.num_devices, config.population.size, config.train.member_devices)
   parallel.check_divisible(config.train.batch_size, mesh)
   models.check_pac(config.model, config.train.batch_size // mesh.shape[parallel.AXIS])
-  return Setup(config, info, member_configs(config), options, gan, mesh)
+  return Setup(config, info, members, options, gan, mesh)
