@@ -3,7 +3,9 @@
 Every writer takes the same calls, so the loop drives them alike: `write` (a log step's scalars),
 `write_eval` (eval.jsonl records), `write_image` (a sample grid), `write_config` (the resolved config).
 TensorBoard tags: losses as logged (`d_loss`), evaluation metrics under `eval/` (`eval/fid`), the grid as
-`samples`, the config as the text `config` and as hparams; a population's members under `member_{m}/`.
+`samples`, the config as the text `config` and as hparams. A population's member m is its own TensorBoard run,
+DIR/tensorboard/member_{m}/, with the same tags, so the members' curves overlay in one chart; W&B and
+metrics.jsonl keep one run, with `member_{m}/` tags and a `member` field.
 """
 
 from __future__ import annotations
@@ -93,7 +95,18 @@ class MetricsWriter:
       return
     keep_records_until(self.path, resume_step)
     self._file = open(self.path, "a")  # noqa: SIM115  (lives as long as the run)
-    self._tb = summary_writer_class()(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1)
+    self._logdir, self._resume_step = os.path.join(workdir, "tensorboard"), resume_step
+    self._tb = summary_writer_class()(self._logdir, purge_step=resume_step + 1)
+    self._member_tb: dict[int, Any] = {}
+
+  def _tb_of(self, member: int | None) -> Any:
+    """The run's TensorBoard writer, or member m's own run (opened at its first value, cut on resume alike)."""
+    if member is None:
+      return self._tb
+    if member not in self._member_tb:
+      logdir = os.path.join(self._logdir, f"member_{member}")
+      self._member_tb[member] = summary_writer_class()(logdir, purge_step=self._resume_step + 1)
+    return self._member_tb[member]
 
   def write(self, step: int, scalars: dict[str, Any], member: int | None = None) -> None:
     """One record; `member` tags the records of a population's members."""
@@ -103,17 +116,19 @@ class MetricsWriter:
     record = {"step": int(step), **tagged, **{k: float(v) for k, v in scalars.items()}}
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
-    prefix = member_prefix(member)
+    tb = self._tb_of(member)
     for k, v in scalars.items():
-      self._tb.add_scalar(prefix + k, float(v), int(step))
+      tb.add_scalar(k, float(v), int(step))
 
   def write_eval(self, step: int, records: Sequence[Mapping[str, Any]]) -> None:
     """One evaluation's records (one per member), as eval.jsonl holds them; eval.jsonl itself is written elsewhere."""
     if self._tb is None:
       return
-    for tag, value in eval_scalars(records).items():
-      self._tb.add_scalar(tag, value, int(step))
-    self._tb.flush()
+    for record in records:
+      tb = self._tb_of(record.get("member"))
+      for tag, value in eval_scalars([{k: v for k, v in record.items() if k != "member"}]).items():
+        tb.add_scalar(tag, value, int(step))
+      tb.flush()
 
   def write_image(self, step: int, picture: np.ndarray, tag: str = IMAGE_TAG) -> None:
     """A uint8 picture, [H, W] (gray) or [H, W, 3]: the sample grid of `step`."""
@@ -139,7 +154,8 @@ class MetricsWriter:
   def close(self) -> None:
     if self._file is not None:
       self._file.close()
-      self._tb.close()
+      for tb in (self._tb, *self._member_tb.values()):
+        tb.close()
 
 
 class WandbWriter:
