@@ -19,8 +19,9 @@ import jax
 import numpy as np
 
 from gan_jax import data
-from gan_jax.apps import inpaint
+from gan_jax.apps import given_images, inpaint
 from gan_jax.cli import configure_jax
+from gan_jax.eval.metrics import restoration
 from gan_jax.train import run as run_lib
 
 # (weighting, λ, restarts, steps, lr, pool, T, β): Yeh et al.'s search as `gan-jax inpaint` defaults it, then
@@ -46,8 +47,8 @@ SETTINGS = (
 def _row(kind: str, fill_NHWC: np.ndarray, y_NHWC: np.ndarray, mask_NHW: np.ndarray, cells: list) -> str:
   """A table row: the setting's cells around the fill's mean PSNR and SSIM on the missing pixels."""
   missing_NHW = 1.0 - mask_NHW
-  psnr = float(np.mean(inpaint.psnr(fill_NHWC, y_NHWC, missing_NHW)))
-  ssim = float(np.mean(inpaint.ssim(fill_NHWC, y_NHWC, missing_NHW)))
+  psnr = float(np.mean(restoration.psnr(fill_NHWC, y_NHWC, missing_NHW)))
+  ssim = float(np.mean(restoration.ssim(fill_NHWC, y_NHWC, missing_NHW)))
   return "| " + " | ".join([kind, *map(str, cells[:-1]), f"{psnr:.2f}", f"{ssim:.3f}", str(cells[-1])]) + " |"
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
   args = p.parse_args(argv)
   configure_jax()
   run = run_lib.load_run(args.workdir)
-  y_NHWC, _ = inpaint.load_images(run, args.images)
+  y_NHWC, _ = given_images.load_images(run, args.images)
   g_vars, d_vars = run_lib.member_variables(run)
   train_THWC, _ = data.load_split(run.config, run.config.data.split)
   columns = ["mask", "weighting", "λ", "restarts", "steps", "lr", "pool", "T", "β", "average", "combine"]

@@ -11,8 +11,9 @@ from helpers import image_config
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from gan_jax.apps import inpaint
+from gan_jax.apps import given_images, inpaint
 from gan_jax.cli import main
+from gan_jax.eval.metrics import restoration
 from gan_jax.train import loop
 
 
@@ -132,7 +133,7 @@ def _images(seed, shape=(3, 28, 28, 2)):
 def test_psnr_against_an_independent_computation():
   a, b = _images(0)
   region = inpaint.make_mask("half", (28, 28))[None].repeat(3, 0)
-  got = np.asarray(inpaint.psnr(b, a, region))
+  got = np.asarray(restoration.psnr(b, a, region))
   for i in range(3):
     diff = (b[i] - a[i])[region[i] > 0]
     np.testing.assert_allclose(got[i], 10 * np.log10(4 / np.mean(diff**2)), rtol=1e-5)
@@ -140,14 +141,14 @@ def test_psnr_against_an_independent_computation():
 
   known = region[0] > 0
   np.testing.assert_allclose(got[0], peak_signal_noise_ratio(a[0][known], b[0][known], data_range=2), rtol=1e-5)
-  assert np.asarray(inpaint.psnr(a, a, region)).min() == 100.0
+  assert np.asarray(restoration.psnr(a, a, region)).min() == 100.0
 
 
 def test_ssim_of_an_image_with_itself_is_one():
   a, b = _images(1)
   region = 1 - inpaint.make_mask("center", (28, 28))[None].repeat(3, 0)
-  np.testing.assert_allclose(inpaint.ssim(a, a, region), 1.0, rtol=1e-6)
-  assert np.all(np.asarray(inpaint.ssim(b, a, region)) < 0.99)
+  np.testing.assert_allclose(restoration.ssim(a, a, region), 1.0, rtol=1e-6)
+  assert np.all(np.asarray(restoration.ssim(b, a, region)) < 0.99)
 
 
 @pytest.mark.parametrize("seed", [2, 3])
@@ -156,7 +157,7 @@ def test_ssim_matches_skimage(seed):
 
   a, b = _images(seed)
   b_uniform = np.random.default_rng(seed).uniform(-1, 1, a.shape).astype(np.float32)
-  got_map = np.asarray(inpaint.ssim_map(np.concatenate([b, b_uniform]), np.concatenate([a, a])))
+  got_map = np.asarray(restoration.ssim_map(np.concatenate([b, b_uniform]), np.concatenate([a, a])))
   for i, other in enumerate([*b, *b_uniform]):
     mean, full = structural_similarity(
       a[i % 3].astype(np.float64),
@@ -171,16 +172,16 @@ def test_ssim_matches_skimage(seed):
     np.testing.assert_allclose(got_map[i], full.mean(-1), atol=2e-5)
     np.testing.assert_allclose(got_map[i][5:-5, 5:-5].mean(), mean, atol=2e-6)  # skimage crops the window's radius
   region = 1 - inpaint.make_mask("center", (28, 28))[None].repeat(6, 0)
-  got = inpaint.ssim(np.concatenate([b, b_uniform]), np.concatenate([a, a]), region)
+  got = restoration.ssim(np.concatenate([b, b_uniform]), np.concatenate([a, a]), region)
   np.testing.assert_allclose(got, got_map[:, 7:21, 7:21].mean(axis=(1, 2)), rtol=1e-6)
 
 
 def test_parse_image_spec():
-  assert inpaint.parse_image_spec("test:0-63") == ("test", 0, 64)
-  assert inpaint.parse_image_spec("train:5-5") == ("train", 5, 6)
+  assert given_images.parse_image_spec("test:0-63") == ("test", 0, 64)
+  assert given_images.parse_image_spec("train:5-5") == ("train", 5, 6)
   for bad in ("test", "test:5-2", "test:a-b", ":0-3"):
     with pytest.raises(ValueError, match="expected SPLIT:FIRST-LAST"):
-      inpaint.parse_image_spec(bad)
+      given_images.parse_image_spec(bad)
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +282,7 @@ def test_ranked_fills_rank_the_restarts_by_their_loss(tiny_runs):
 
   run = run_lib.load_run(tiny_runs["dcgan"])
   g_vars, d_vars = run_lib.member_variables(run)
-  y_NHWC, _ = inpaint.load_images(run, "test:0-5")
+  y_NHWC, _ = given_images.load_images(run, "test:0-5")
   mask_NHW = inpaint.masks_for("half", 6, (28, 28), jax.random.PRNGKey(0))
   key, restarts, Z = jax.random.PRNGKey(7), 3, run.gan.latent_dim
   ranked = lambda k: inpaint.ranked_fills(
@@ -308,7 +309,7 @@ def test_pooled_latents_are_the_pool_codes_nearest_on_the_known_pixels(tiny_runs
   run = run_lib.load_run(tiny_runs["dcgan"])
   g_vars, _ = run_lib.member_variables(run)
   gen = lambda z: run.gan.generator.apply(g_vars, z, train=False)
-  y_NHWC, _ = inpaint.load_images(run, "test:0-2")
+  y_NHWC, _ = given_images.load_images(run, "test:0-2")
   mask_NHW = inpaint.masks_for("half", 3, (28, 28), jax.random.PRNGKey(0))
   key, Z = jax.random.PRNGKey(5), run.gan.latent_dim
   for temperature in (1.0, 0.5):  # the pool ~ N(0, T² I): T times the standard normal draws
@@ -331,7 +332,7 @@ def test_a_heavy_latent_prior_pulls_the_fills_to_the_centre_code(tiny_runs):
 
   run = run_lib.load_run(tiny_runs["dcgan"])
   g_vars, d_vars = run_lib.member_variables(run)
-  y_NHWC, _ = inpaint.load_images(run, "test:0-3")
+  y_NHWC, _ = given_images.load_images(run, "test:0-3")
   mask_NHW = inpaint.masks_for("center", 4, (28, 28), jax.random.PRNGKey(0))
   search = lambda beta: inpaint.ranked_fills(
     run.gan.generator, run.gan.discriminator, g_vars, d_vars, y_NHWC, mask_NHW, jax.random.PRNGKey(1),

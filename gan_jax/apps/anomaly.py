@@ -27,7 +27,7 @@ import optax
 from flax import serialization, traverse_util
 
 from gan_jax import data, models
-from gan_jax.apps import inpaint, latent
+from gan_jax.apps import given_images, latent
 from gan_jax.models import layers
 from gan_jax.progress import progress_bar
 from gan_jax.train import run as run_lib
@@ -298,7 +298,7 @@ def _require_unconditional_images(run: run_lib.Run) -> None:
 def load_images(run: run_lib.Run, spec: str) -> tuple[np.ndarray, np.ndarray]:
   """(x_NHWC, labels_N) to score: SPLIT:FIRST-LAST of the run's dataset, or a FILE.npz with labels."""
   _require_unconditional_images(run)
-  x_NHWC, labels_N = inpaint.load_images(run, spec)
+  x_NHWC, labels_N = given_images.load_images(run, spec)
   if labels_N is None:
     raise ValueError(f"--images {spec!r} has no 'labels'; expected them, to know which images are anomalies")
   return x_NHWC, labels_N

@@ -8,7 +8,8 @@ reported, so the table says what the search found and what blending adds.
 
 Baselines: mean fill pastes the training set's per-pixel mean image (not the mean of the known pixels, which
 knows nothing about where things usually are); nearest neighbour pastes the training image closest to y in L2
-over the known pixels. Metrics compare each fill with the ground truth on the missing pixels only.
+over the known pixels. Metrics (eval/metrics/restoration.py) compare each fill with the ground truth on the
+missing pixels only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from PIL import Image
 
 from gan_jax import data, models
 from gan_jax.apps import latent
+from gan_jax.apps.given_images import require_images
+from gan_jax.eval.metrics.restoration import psnr, ssim
 from gan_jax.train import run as run_lib
 
 RANDOM_MISSING = 0.8  # `random` masks: each pixel missing with this probability (Yeh et al.'s 80%)
@@ -30,9 +33,6 @@ SEARCH_LR = 0.03  # Adam's step on z; 0.01 converges slower within a few hundred
 IMPORTANCE_WINDOW = 7  # side of the neighbourhood of the importance weights, Yeh et al.'s
 WEIGHTINGS = ("importance", "uniform")
 COMBINES = ("mean", "median", "midmean")  # how `average` > 1 fills become one, per pixel (combine_fills)
-DATA_RANGE = 2.0  # images live in [-1, 1]
-SSIM_SIGMA, SSIM_TRUNCATE = 1.5, 3.5  # Wang et al.'s 11x11 Gaussian window, as skimage's gaussian_weights=True
-SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def make_mask(kind: str, shape_HW: tuple[int, int], key: jax.Array | None = None) -> np.ndarray:
@@ -289,97 +289,6 @@ def nearest_neighbour_fill(
   return np.asarray(blend(y_NHWC, train_THWC[index_N], mask_NHW)), index_N
 
 
-@jax.jit
-def psnr(x_NHWC: jax.Array, truth_NHWC: jax.Array, region_NHW: jax.Array) -> jax.Array:
-  """psnr_N in dB over the region's pixels (all channels), data range 2 ([-1, 1]); an exact match gives 100 dB."""
-  sq_N = jnp.sum(region_NHW[..., None] * (x_NHWC - truth_NHWC) ** 2, axis=(1, 2, 3))
-  mse_N = sq_N / (jnp.sum(region_NHW, axis=(1, 2)) * x_NHWC.shape[-1])
-  return 10 * jnp.log10(DATA_RANGE**2 / jnp.maximum(mse_N, DATA_RANGE**2 * 1e-10))
-
-
-def _gaussian_filter(x_NHW: jax.Array) -> jax.Array:
-  """scipy.ndimage.gaussian_filter(sigma=1.5, truncate=3.5, mode='reflect') over H and W, separably."""
-  r = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
-  k = np.exp(-0.5 * (np.arange(-r, r + 1) / SSIM_SIGMA) ** 2)
-  k = jnp.asarray(k / k.sum(), jnp.float32)
-  H, W = x_NHW.shape[1:]
-  pad = jnp.pad(x_NHW, ((0, 0), (r, r), (r, r)), mode="symmetric")  # scipy's 'reflect' is numpy's 'symmetric'
-  rows = sum(k[i] * pad[:, i : i + H, :] for i in range(2 * r + 1))
-  return sum(k[i] * rows[:, :, i : i + W] for i in range(2 * r + 1))
-
-
-@jax.jit
-def ssim_map(x_NHWC: jax.Array, truth_NHWC: jax.Array) -> jax.Array:
-  """S_NHW: Wang et al. 2004's SSIM at every pixel (Gaussian window, population covariances), channel mean.
-
-  Equal to skimage's structural_similarity(gaussian_weights=True, use_sample_covariance=False, data_range=2,
-  full=True) map.
-  """
-  c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
-
-  def one_channel(a_NHW, b_NHW):
-    mu_a, mu_b = _gaussian_filter(a_NHW), _gaussian_filter(b_NHW)
-    var_a = _gaussian_filter(a_NHW * a_NHW) - mu_a**2
-    var_b = _gaussian_filter(b_NHW * b_NHW) - mu_b**2
-    cov = _gaussian_filter(a_NHW * b_NHW) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-
-  maps_CNHW = jax.vmap(one_channel, in_axes=-1)(x_NHWC.astype(jnp.float32), truth_NHWC.astype(jnp.float32))
-  return jnp.mean(maps_CNHW, axis=0)
-
-
-def ssim(x_NHWC: jax.Array, truth_NHWC: jax.Array, region_NHW: jax.Array) -> jax.Array:
-  """ssim_N: the SSIM map of the whole image, averaged over the region's pixels.
-
-  Windows near the hole's edge also see known pixels, equal in both images: that is the same for every fill.
-  """
-  s_NHW = ssim_map(x_NHWC, truth_NHWC)
-  return jnp.sum(region_NHW * s_NHW, axis=(1, 2)) / jnp.sum(region_NHW, axis=(1, 2))
-
-
-def parse_image_spec(spec: str) -> tuple[str, int, int]:
-  """'test:0-63' -> ('test', 0, 64): a split and a half-open range of its examples (the spec's end included)."""
-  split, _, span = spec.partition(":")
-  lo, _, hi = span.partition("-")
-  try:
-    start, stop = int(lo), int(hi) + 1
-  except ValueError:
-    start = stop = -1
-  if not split or start < 0 or stop <= start:
-    raise ValueError(f"--images {spec!r}: expected SPLIT:FIRST-LAST (e.g. test:0-63) or FILE.npz")
-  return split, start, stop
-
-
-def _require_images(run: run_lib.Run) -> None:
-  if run.info.kind != "images":
-    raise ValueError(f"inpainting needs an image run; data.name={run.info.name!r} is {run.info.kind}")
-
-
-def load_images(run: run_lib.Run, spec: str) -> tuple[np.ndarray, np.ndarray | None]:
-  """(y_NHWC in [-1, 1], labels_N or None) from SPLIT:FIRST-LAST of the run's dataset or a FILE.npz.
-
-  A FILE.npz holds uint8 `images` NHWC (as `gan-jax sample` writes them) and optionally int `labels`.
-  """
-  _require_images(run)
-  if spec.endswith(".npz"):
-    with np.load(spec) as f:
-      if "images" not in f:
-        raise ValueError(f"--images {spec!r} has arrays {sorted(f.files)}; expected uint8 'images' NHWC")
-      images, labels = f["images"], f.get("labels")
-    if images.dtype != np.uint8:
-      raise ValueError(f"--images {spec!r}: 'images' are {images.dtype}; expected uint8 0..255")
-    y_NHWC = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)  # the inverse of to_uint8
-  else:
-    split, start, stop = parse_image_spec(spec)
-    x, labels = data.load_split(run.config, split, stop)
-    if len(x) < stop:
-      raise ValueError(f"--images {spec!r}: split {split!r} has only {len(x)} examples")
-    y_NHWC, labels = x[start:], labels[start:]
-  if tuple(y_NHWC.shape[1:]) != tuple(run.info.shape):
-    raise ValueError(f"--images {spec!r} are {tuple(y_NHWC.shape[1:])}; expected the run's {tuple(run.info.shape)}")
-  return y_NHWC, None if labels is None else np.asarray(labels, np.int32)
-
-
 def masks_for(kind: str, num: int, shape_HW: tuple[int, int], key: jax.Array) -> np.ndarray:
   """mask_NHW: one mask per image; a random kind draws image i's from fold_in(key, i)."""
   if kind == "random" or kind.startswith("random:"):
@@ -425,7 +334,7 @@ def evaluate_inpainting(
   member: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
   """({fill name: filled_NHWC}, {"psnr"|"ssim": {fill name: mean over images}}) on the missing pixels."""
-  _require_images(run)
+  require_images(run)
   if not (1 - mask_NHW).sum(axis=(1, 2)).all():
     raise ValueError("a mask leaves no pixel missing; expected every image to have a hole to fill")
   num_classes = models.generator_classes(run.gan.generator)

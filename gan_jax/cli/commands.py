@@ -147,12 +147,12 @@ def inpaint(args: argparse.Namespace, overrides: dict[str, str]) -> int:
   import jax
 
   from gan_jax import models
-  from gan_jax.apps import inpaint
+  from gan_jax.apps import given_images, inpaint
   from gan_jax.images import save_samples, to_uint8
 
   start = time.time()
   run = _load_run(args)
-  y_NHWC, labels_N = inpaint.load_images(run, args.images)
+  y_NHWC, labels_N = given_images.load_images(run, args.images)
   mask_NHW = inpaint.masks_for(args.mask, len(y_NHWC), y_NHWC.shape[1:3], jax.random.PRNGKey(args.seed))
   search = dict(
     steps=args.steps,
