@@ -92,9 +92,9 @@ def test_streaming_equals_one_shot(image_config, train_images):
 
 def test_reference_cache_hit(image_config, cache):
   net = features.get_feature_net("fashion_mnist")
-  first = evaluate.reference_features(image_config, net, "test")
+  first = evaluate.real_features(image_config, net, "test")
   assert not first.from_cache and first.path.startswith(str(cache))
-  second = evaluate.reference_features(image_config, net, "test")
+  second = evaluate.real_features(image_config, net, "test")
   assert second.from_cache and second.path == first.path
   np.testing.assert_array_equal(second.feats_ND, first.feats_ND)
   np.testing.assert_array_equal(second.stats.sigma_DD, first.stats.sigma_DD)
@@ -102,8 +102,8 @@ def test_reference_cache_hit(image_config, cache):
     doctored = {k: f[k] for k in f.files}
   doctored["feats"] = doctored["feats"] + 1.0
   np.savez(first.path, **doctored)
-  assert evaluate.reference_features(image_config, net, "test").feats_ND[0, 0] == first.feats_ND[0, 0] + 1.0
-  other = evaluate.reference_features(image_config, net, "test", count=32)  # another count, another entry
+  assert evaluate.real_features(image_config, net, "test").feats_ND[0, 0] == first.feats_ND[0, 0] + 1.0
+  other = evaluate.real_features(image_config, net, "test", count=32)  # another count, another entry
   assert not other.from_cache and other.stats.count == 32
 
 

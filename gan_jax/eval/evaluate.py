@@ -60,7 +60,7 @@ GenerateFn = Callable[[int], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Reference:
+class RealFeatures:
   """Real-data features of one split and their Gaussian statistics."""
 
   stats: GaussianStats
@@ -69,9 +69,9 @@ class Reference:
   from_cache: bool
 
 
-def reference_features(
+def real_features(
   config: ml_collections.ConfigDict, net: FeatureNet, split: str = "test", count: int | None = None
-) -> Reference:
+) -> RealFeatures:
   """Features of the first `count` images of a split (all when None), from the cache when there.
 
   The key includes a hash of the pixels: the same dataset name prepared from other files (a test
@@ -88,7 +88,7 @@ def reference_features(
   if os.path.isfile(path):
     with np.load(path) as f:
       stats = GaussianStats(f["mu"], f["sigma"], int(f["count"]))
-      return Reference(stats, f["feats"], path, from_cache=True)
+      return RealFeatures(stats, f["feats"], path, from_cache=True)
   with progress_bar(len(images_NHWC), f"features of real {split}", "img") as bar:
     # Pieces of whole net batches: the net sees the same batches as in one call, and the bar moves.
     piece = 4 * net.batch_size
@@ -101,7 +101,7 @@ def reference_features(
   with open(partial, "wb") as f:  # mu/sigma/count as GaussianStats.save, so GaussianStats.load reads it too
     np.savez(f, mu=stats.mu_D, sigma=stats.sigma_DD, count=stats.count, feats=feats_ND)
   os.replace(partial, path)  # atomic: a concurrent evaluation sees the whole file or none
-  return Reference(stats, feats_ND, path, from_cache=False)
+  return RealFeatures(stats, feats_ND, path, from_cache=False)
 
 
 def array_sampler(samples: np.ndarray) -> GenerateFn:
@@ -242,7 +242,7 @@ def _score_images(
   net = _feature_net_for(config, info, feature_net, inception_weights, fid_protocol)
   if num_samples < IS_SPLITS:
     raise ValueError(f"num_samples={num_samples}: need at least {IS_SPLITS} for the Inception Score splits")
-  reference = reference_features(config, net, real_split, num_real)
+  real = real_features(config, net, real_split, num_real)
   moments, feats, probs = FeatureMoments(), [], []
   with progress_bar(num_samples, "features of generated", "img") as bar:
     for images_NHWC in _draw(generate_fn, num_samples, batch_size, info.shape):
@@ -251,9 +251,9 @@ def _score_images(
       feats.append(feats_ND)
       probs.append(probs_NC)
   features = ImageFeatures(
-    real_ND=reference.feats_ND,
+    real_ND=real.feats_ND,
     fake_QD=np.concatenate(feats),
-    real_stats=reference.stats,
+    real_stats=real.stats,
     fake_stats=moments.stats(),
     fake_probs_QC=np.concatenate(probs) if net.num_classes else None,
     seed=seed,
@@ -269,9 +269,9 @@ def _score_images(
     "image_check": f"[n, {', '.join(map(str, info.shape))}] finite, in [-1, 1]",
     "quantized": "uint8" if net.quantize else "no (generated floats scored as they are)",
     "real_split": real_split,
-    "real_count": reference.stats.count,
+    "real_count": real.stats.count,
     "fid_method": "eigh",
-    "kid": {"num_subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, reference.stats.count, num_samples)},
+    "kid": {"num_subsets": KID_SUBSETS, "subset_size": min(KID_SUBSET_SIZE, real.stats.count, num_samples)},
     "is_splits": IS_SPLITS if net.num_classes else None,
     "precision_recall_k": PRECISION_RECALL_K,
     "density_coverage_k": DENSITY_COVERAGE_K,
