@@ -418,6 +418,30 @@ def live_slurm_job(directory: str, job_id: str | None) -> submitit.Job | None:
   return job if state.split()[0].rstrip("+") in SLURM_ALIVE else None
 
 
+def _submit_array(
+  manifest: Manifest, directory: str, group: list[Job], res: dict, cluster: str, parallel: int | None
+) -> list[tuple[Any, Job]]:
+  """One array job of `group`'s points, which share the resources `res`; each point's records marked started."""
+  partition = res.pop("partition")
+  # One executor per set of resources: update_parameters adds to an executor's earlier settings.
+  executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
+  executor.update_parameters(
+    name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
+    tasks_per_node=1,
+    **res,
+    **({"slurm_partition": partition} if partition else {}),
+    **({"slurm_array_parallelism": parallel} if parallel else {}),
+  )
+  submitted = executor.map_array(
+    _SubmititPoint(), [train_command(manifest.config, j) for j in group], [j.workdir for j in group]
+  )
+  for job, handle in zip(group, submitted, strict=True):
+    for record in job.records:
+      record.start(now(), job_id=handle.job_id)
+      _log_status(record)
+  return list(zip(submitted, group, strict=True))
+
+
 def run_submitit(
   manifest: Manifest,
   directory: str,
@@ -442,25 +466,7 @@ def run_submitit(
     by_resources.setdefault(tuple(resources(configs[job.records[0].name]).items()), []).append(job)
   try:
     for key, group in by_resources.items():
-      res = dict(key)
-      partition = res.pop("partition")
-      # One executor per set of resources: update_parameters adds to an executor's earlier settings.
-      executor = submitit.AutoExecutor(folder=os.path.join(directory, ".submitit", "%j"), cluster=cluster)
-      executor.update_parameters(
-        name=f"gan-jax-sweep-{os.path.basename(os.path.abspath(directory))}",
-        tasks_per_node=1,
-        **res,
-        **({"slurm_partition": partition} if partition else {}),
-        **({"slurm_array_parallelism": parallel} if parallel else {}),
-      )
-      submitted = executor.map_array(
-        _SubmititPoint(), [train_command(manifest.config, j) for j in group], [j.workdir for j in group]
-      )
-      for job, handle in zip(group, submitted, strict=True):
-        for record in job.records:
-          record.start(now(), job_id=handle.job_id)
-          _log_status(record)
-        submitted_jobs.append((handle, job))
+      submitted_jobs += _submit_array(manifest, directory, group, dict(key), cluster, parallel)
     manifest.save(directory)
     bar = SweepBar(jobs)
     for _, job in submitted_jobs:
