@@ -180,6 +180,22 @@ def _summary(per_seed: list[float], train_images: int, steps: int) -> dict:
   }
 
 
+def _check_study(run: run_lib.Run, generated: int, seeds: Sequence[int]) -> int:
+  """The run's number of classes, once the study's inputs are checked (ValueError in one line)."""
+  num_classes = models.generator_classes(run.gan.generator)
+  if run.info.kind != "images":
+    raise ValueError(f"augment trains an image classifier; data.name={run.info.name!r} is {run.info.kind}")
+  if not num_classes:
+    raise ValueError(
+      "augment needs a class-conditional run, got model.conditional=False: train with --config.model.conditional=True"
+    )
+  if generated < 1:
+    raise ValueError(f"--generated {generated}: expected at least 1 generated image")
+  if not seeds:
+    raise ValueError("no seeds: expected at least one")
+  return num_classes
+
+
 def augmentation_study(
   run: run_lib.Run,
   fractions: Sequence[float],
@@ -199,17 +215,7 @@ def augmentation_study(
   "accuracy" is {fraction: {setting: mean, std, per_seed, train_images, steps}}, fractions keyed as "%g"
   strings in the order given; see the module docstring for the settings.
   """
-  num_classes = models.generator_classes(run.gan.generator)
-  if run.info.kind != "images":
-    raise ValueError(f"augment trains an image classifier; data.name={run.info.name!r} is {run.info.kind}")
-  if not num_classes:
-    raise ValueError(
-      "augment needs a class-conditional run, got model.conditional=False: train with --config.model.conditional=True"
-    )
-  if generated < 1:
-    raise ValueError(f"--generated {generated}: expected at least 1 generated image")
-  if not seeds:
-    raise ValueError("no seeds: expected at least one")
+  num_classes = _check_study(run, generated, seeds)
   train_x, train_y = data.load_split(run.config, "train")
   test_x, test_y = data.load_split(run.config, "test")
   subsets = {f: {s: stratified_subset(train_y, f, s) for s in seeds} for f in fractions}  # bad fractions fail first
