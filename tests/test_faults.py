@@ -140,7 +140,8 @@ def test_refused_run_leaves_no_lock_file_behind(tmp_path):
 # ------------------------------------------------------------------------------- stop signals
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+# SIGINT in test-all only: the same handler and path as SIGTERM (fast tier budget).
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_stop_signal_checkpoints_then_resumes_bitwise(signum, tmp_path, monkeypatch, capsys):
   status, _ = train_cli(tmp_path, tmp_path / "full", capsys, **{"train.steps": 8})
   assert status == 0

@@ -248,6 +248,7 @@ def test_inpaint_cli_end_to_end(tiny_runs, tmp_path, capsys):
       np.testing.assert_allclose(again[metric][k], v, rtol=1e-4)
 
 
+@pytest.mark.slow  # test-all; the fast tier runs the inpaint CLI end to end (test_inpaint_cli_end_to_end)
 def test_inpaint_cli_conditional_random_and_errors(tiny_runs, tmp_path, capsys):
   out = str(tmp_path / "c")
   argv = ["inpaint", "--workdir", tiny_runs["conditional"], "--images", "test:0-3", "--out", out]

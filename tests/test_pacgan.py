@@ -173,6 +173,7 @@ PACKED_POPULATION = {
 }
 
 
+@pytest.mark.slow  # test-all; the packed D is checked against hand-built concatenations in the fast tier
 def test_packed_population_trains_on_two_devices(tmp_path):
   """The fast twin of the next test: a packed population with the batch split over two devices runs and
   evaluates every member."""
